@@ -1,0 +1,168 @@
+//! The matchmaker's settings: the common ones plus its own.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use shared::config::{warn_if_weak, config_error, parse_vars, Common};
+use shared::Error;
+
+/// Default `PORT` of the matchmaker.
+pub const DEFAULT_PORT: u16 = 8080;
+/// Default `SIGNALING_URL`: the signaler's default port on whatever host name the browser used
+/// to reach the matchmaker (`{host}` is replaced per connection).
+pub const DEFAULT_SIGNALING_URL: &str = "ws://{host}:8081/ws";
+/// Default `ICE_SERVERS`: none, which is enough on one machine or one LAN.
+pub const DEFAULT_ICE_SERVERS: &str = "[]";
+/// Clock skew allowed on `exp`/`nbf` of client auth tokens, which come from another system.
+pub const AUTH_LEEWAY_SECS: u64 = 30;
+
+#[derive(Debug, Default, Deserialize)]
+struct Vars {
+    requeue_on_partner_leave: Option<bool>,
+    signaling_url: Option<String>,
+    ice_servers: Option<String>,
+    auth_jwt_secret: Option<String>,
+}
+
+/// Everything the matchmaker is configured with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Settings both services share.
+    pub common: Common,
+    /// `REQUEUE_ON_PARTNER_LEAVE`: queue a client again when its partner leaves.
+    pub requeue_on_partner_leave: bool,
+    /// `SIGNALING_URL`: where matched clients open the signaler; `{host}` is replaced by the
+    /// host name the client used to reach the matchmaker.
+    pub signaling_url: String,
+    /// `ICE_SERVERS`: a JSON array of `RTCIceServer` objects, passed to clients as is.
+    pub ice_servers: Box<RawValue>,
+    /// `AUTH_JWT_SECRET`: when set, `auth` with an HS256 JWT is required before `available`.
+    pub auth_jwt_secret: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            common: Common::default(),
+            requeue_on_partner_leave: true,
+            signaling_url: DEFAULT_SIGNALING_URL.to_owned(),
+            ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS).unwrap_or_else(|_| unreachable!("the default is valid")),
+            auth_jwt_secret: None,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the matchmaker's settings from (name, value) pairs.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad variable.
+    pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, Error> {
+        let common = Common::from_vars(vars.clone())?;
+        let raw: Vars = parse_vars(vars)?;
+        let signaling_url = raw.signaling_url.unwrap_or_else(|| DEFAULT_SIGNALING_URL.to_owned());
+        if !(signaling_url.starts_with("ws://") || signaling_url.starts_with("wss://")) {
+            return Err(config_error("SIGNALING_URL", format!("`{signaling_url}` must start with ws:// or wss://")));
+        }
+        let ice_servers = parse_ice_servers(raw.ice_servers.as_deref().unwrap_or(DEFAULT_ICE_SERVERS))
+            .map_err(|msg| config_error("ICE_SERVERS", msg))?;
+        if let Some(secret) = &raw.auth_jwt_secret {
+            warn_if_weak("AUTH_JWT_SECRET", secret);
+        }
+        Ok(Config {
+            common,
+            requeue_on_partner_leave: raw.requeue_on_partner_leave.unwrap_or(true),
+            signaling_url,
+            ice_servers,
+            auth_jwt_secret: raw.auth_jwt_secret,
+        })
+    }
+
+    /// The port to listen on.
+    pub fn port(&self) -> u16 {
+        self.common.port.unwrap_or(DEFAULT_PORT)
+    }
+
+    /// The signaling URL for a client that reached us as `host` (a `Host` header value).
+    pub fn signaling_url_for(&self, host: Option<&str>) -> String {
+        if !self.signaling_url.contains("{host}") {
+            return self.signaling_url.clone();
+        }
+        self.signaling_url.replace("{host}", host.map(host_name).unwrap_or("localhost"))
+    }
+}
+
+/// The host part of a `Host` header (`example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`).
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// Checks that `ICE_SERVERS` is an array of `RTCIceServer`s: objects with `urls` (a string or an
+/// array of strings) and optional string `username` and `credential`.
+fn parse_ice_servers(text: &str) -> Result<Box<RawValue>, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))?;
+    let servers = value.as_array().ok_or("must be a JSON array of RTCIceServer objects")?;
+    for (i, server) in servers.iter().enumerate() {
+        let object = server.as_object().ok_or(format!("entry {i} must be an object"))?;
+        let urls_ok = match object.get("urls") {
+            Some(serde_json::Value::String(url)) => is_ice_url(url),
+            Some(serde_json::Value::Array(urls)) => {
+                !urls.is_empty() && urls.iter().all(|u| u.as_str().is_some_and(is_ice_url))
+            }
+            _ => false,
+        };
+        if !urls_ok {
+            return Err(format!("entry {i} needs `urls`: a stun:, turn: or turns: URL or a list of them"));
+        }
+        for key in ["username", "credential"] {
+            if object.get(key).is_some_and(|v| !v.is_string()) {
+                return Err(format!("entry {i}: `{key}` must be a string"));
+            }
+        }
+    }
+    RawValue::from_string(value.to_string()).map_err(|err| err.to_string())
+}
+
+fn is_ice_url(url: &str) -> bool {
+    ["stun:", "stuns:", "turn:", "turns:"].iter().any(|scheme| url.starts_with(scheme))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(config.port(), 8080);
+        assert!(config.requeue_on_partner_leave);
+        assert_eq!(config.ice_servers.get(), "[]");
+        assert_eq!(config.signaling_url_for(Some("127.0.0.1:8080")), "ws://127.0.0.1:8081/ws");
+        assert_eq!(config.signaling_url_for(Some("[::1]:8080")), "ws://[::1]:8081/ws");
+        assert_eq!(config.signaling_url_for(None), "ws://localhost:8081/ws");
+    }
+
+    #[test]
+    fn ice_servers_are_checked() {
+        let ok = r#"[{"urls":"stun:stun.example.com:3478"},{"urls":["turn:t.example.com"],"username":"u","credential":"c"}]"#;
+        assert!(Config::from_vars(vars(&[("ICE_SERVERS", ok)])).is_ok());
+        for bad in ["{}", "[1]", r#"[{"url":"stun:x"}]"#, r#"[{"urls":"http://x"}]"#, r#"[{"urls":"stun:x","username":1}]"#, "[", r#"[{"urls":[]}]"#] {
+            let err = Config::from_vars(vars(&[("ICE_SERVERS", bad)])).unwrap_err().to_string();
+            assert!(err.contains("ICE_SERVERS"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = |pairs| Config::from_vars(vars(pairs)).unwrap_err().to_string();
+        assert!(err(&[("REQUEUE_ON_PARTNER_LEAVE", "maybe")]).contains("REQUEUE_ON_PARTNER_LEAVE"));
+        assert!(err(&[("SIGNALING_URL", "http://x")]).contains("SIGNALING_URL"));
+    }
+}

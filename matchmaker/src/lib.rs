@@ -1,0 +1,88 @@
+//! The matchmaker: clients say `available`, and it pairs them first-come-first-served, giving
+//! each pair a room id and a signed ticket per client for the signaler.
+//!
+//! Layout:
+//! - [`queue`]: the pairing rules as plain data (FIFO queue, pairs, next/leave/requeue).
+//! - [`hub`]: the task that owns the queue and sends the resulting messages.
+//! - [`session`]: one socket: decode, check auth, forward to the hub.
+//! - [`auth`]: the optional `auth` step.
+//! - [`routes`], [`assets`]: `/api/stats`, the embedded chat page, and the shared operational routes.
+//! - [`config`]: the matchmaker's settings.
+#![forbid(unsafe_code)]
+
+pub mod assets;
+pub mod auth;
+pub mod config;
+pub mod hub;
+pub mod queue;
+pub mod routes;
+pub mod session;
+
+use std::sync::Arc;
+
+use shared::lifecycle::Lifecycle;
+use shared::metrics::Metrics;
+use shared::server::{Server, SocketRequest, SocketService};
+use shared::ticket::Tickets;
+use shared::ws::{Outbox, SocketLimits};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+
+use crate::auth::Auth;
+use crate::hub::{Command, Figures, Hub};
+use crate::session::ClientSession;
+use shared::protocol::matchmaker::ServerMessage;
+
+/// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
+/// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
+///
+/// # Errors
+/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
+pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
+    let secret = config.common.require_ticket_secret()?;
+    let tickets = Tickets::new(secret.as_bytes(), config.common.ticket_ttl);
+    let figures = Figures::default();
+    let mut metrics = Metrics::new("matchmaker");
+    metrics.register("online", "Connected clients", figures.online.clone());
+    metrics.register("queue_length", "Clients waiting to be paired", figures.waiting.clone());
+    metrics.register("rooms", "Open rooms (matched pairs)", figures.rooms.clone());
+    metrics.register("matches", "Pairs made", figures.matches.clone());
+    let metrics = Arc::new(metrics);
+    let hub = hub::spawn(tickets, config.ice_servers.clone(), config.requeue_on_partner_leave, figures.clone());
+    let service = Matchmaker { hub, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())), config: config.clone() };
+    let server = Server {
+        service: Arc::new(service),
+        routes: routes::all(lifecycle.clone(), metrics.clone(), figures),
+        origins: config.common.allowed_origins.clone(),
+        limits: SocketLimits {
+            max_message_bytes: config.common.max_message_bytes,
+            ping_interval: config.common.ping_interval,
+            outbox_capacity: config.common.outbox_capacity,
+        },
+        lifecycle: lifecycle.clone(),
+        metrics,
+    };
+    server.run(listener).await;
+    Ok(lifecycle.wait(config.common.shutdown_grace).await)
+}
+
+/// The socket side of the matchmaker.
+struct Matchmaker {
+    hub: Hub,
+    auth: Arc<Auth>,
+    config: Config,
+}
+
+impl SocketService for Matchmaker {
+    type Session = ClientSession;
+
+    async fn open(&self, outbox: Outbox, request: SocketRequest) -> ClientSession {
+        let id = uuid::Uuid::new_v4();
+        tracing::debug!(client = %id, "client connected");
+        let signaling_url = self.config.signaling_url_for(request.host.as_deref()).into();
+        outbox.send(&ServerMessage::Ready { client_id: id });
+        self.hub.send(Command::Connect { id, outbox: outbox.clone(), signaling_url }).await;
+        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone())
+    }
+}

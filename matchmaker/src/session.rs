@@ -1,0 +1,62 @@
+//! One matchmaker socket: decode, check, and hand the decision to the hub.
+
+use std::sync::Arc;
+
+use shared::error::Rejected;
+use shared::protocol::matchmaker::{ClientMessage, ServerMessage};
+use shared::protocol::CommonMessage;
+use shared::ws::{Outbox, Session};
+use shared::ErrorCode;
+
+use crate::auth::Auth;
+use crate::hub::{Command, Hub};
+use crate::queue::ClientId;
+
+/// A connected client.
+pub struct ClientSession {
+    id: ClientId,
+    outbox: Outbox,
+    hub: Hub,
+    auth: Arc<Auth>,
+    /// The user id from a successful `auth`, if any.
+    user_id: Option<String>,
+}
+
+impl ClientSession {
+    /// A session for a socket that was just registered with the hub.
+    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>) -> Self {
+        ClientSession { id, outbox, hub, auth, user_id: None }
+    }
+}
+
+impl Session for ClientSession {
+    async fn on_text(&mut self, text: &str) {
+        let message = match ClientMessage::decode(text) {
+            Ok(message) => message,
+            Err(rejected) => return self.outbox.reject(&rejected),
+        };
+        match message {
+            ClientMessage::Ping => {
+                self.outbox.send(&CommonMessage::Pong);
+            }
+            ClientMessage::Auth { token } => match self.auth.user_id(&token, &self.id.to_string()) {
+                Ok(user_id) => {
+                    tracing::debug!(user = %user_id, "authenticated");
+                    self.outbox.send(&ServerMessage::Authenticated { user_id: &user_id });
+                    self.user_id = Some(user_id);
+                }
+                Err(rejected) => self.outbox.reject(&rejected),
+            },
+            ClientMessage::Available | ClientMessage::Next if self.auth.is_required() && self.user_id.is_none() => {
+                self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));
+            }
+            ClientMessage::Available => self.hub.send(Command::Available(self.id)).await,
+            ClientMessage::Next => self.hub.send(Command::Next(self.id)).await,
+            ClientMessage::Leave => self.hub.send(Command::Leave(self.id)).await,
+        }
+    }
+
+    async fn on_close(self) {
+        self.hub.send(Command::Disconnect(self.id)).await;
+    }
+}

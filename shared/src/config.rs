@@ -1,0 +1,255 @@
+//! Settings both services read from the environment, checked once at start-up.
+//!
+//! Every limit and default lives here as a named constant; the README's configuration table
+//! lists them. A bad value stops start-up with a message that names the variable.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::origin::AllowedOrigins;
+
+/// Default `HOST`: every interface, as a container expects.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// Default `TICKET_TTL_SECS`.
+pub const DEFAULT_TICKET_TTL_SECS: u64 = 60;
+/// Default `MAX_MESSAGE_BYTES`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 65_536;
+/// Default `SHUTDOWN_GRACE_SECS`.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
+/// Default `PING_INTERVAL_SECS`: WebSocket pings; a socket silent for two intervals is dropped.
+pub const DEFAULT_PING_INTERVAL_SECS: u64 = 30;
+/// Default `OUTBOX_CAPACITY`: messages queued for one socket before it counts as too slow.
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 256;
+/// Shortest secret that does not draw a start-up warning: 32 bytes, HMAC-SHA256's key strength.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The raw variables, as envy reads them.
+#[derive(Debug, Default, Deserialize)]
+struct CommonVars {
+    host: Option<String>,
+    port: Option<u16>,
+    allowed_origin: Option<String>,
+    room_ticket_secret: Option<String>,
+    ticket_ttl_secs: Option<u64>,
+    max_message_bytes: Option<usize>,
+    shutdown_grace_secs: Option<u64>,
+    ping_interval_secs: Option<u64>,
+    outbox_capacity: Option<usize>,
+    redis_url: Option<String>,
+}
+
+/// Settings every service has.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// `HOST`: the address to listen on.
+    pub host: IpAddr,
+    /// `PORT`: `None` means the service's own default.
+    pub port: Option<u16>,
+    /// `ALLOWED_ORIGIN`: origins allowed to open sockets; empty allows any.
+    pub allowed_origins: AllowedOrigins,
+    /// `ROOM_TICKET_SECRET`: the HMAC key for room tickets. A service run alone requires it.
+    pub ticket_secret: Option<String>,
+    /// `TICKET_TTL_SECS`: how long a ticket admits its holder to the room.
+    pub ticket_ttl: Duration,
+    /// `MAX_MESSAGE_BYTES`: the largest frame accepted; larger ones close the socket with 1009.
+    pub max_message_bytes: usize,
+    /// `SHUTDOWN_GRACE_SECS`: how long shutdown may take before the process exits anyway.
+    pub shutdown_grace: Duration,
+    /// `PING_INTERVAL_SECS`: keepalive interval.
+    pub ping_interval: Duration,
+    /// `OUTBOX_CAPACITY`: per-socket send queue, in messages.
+    pub outbox_capacity: usize,
+    /// `REDIS_URL`: the scale-out backend (not part of this build; refused when set).
+    pub redis_url: Option<String>,
+}
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: None,
+            allowed_origins: AllowedOrigins::default(),
+            ticket_secret: None,
+            ticket_ttl: Duration::from_secs(DEFAULT_TICKET_TTL_SECS),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECS),
+            ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECS),
+            outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
+            redis_url: None,
+        }
+    }
+}
+
+impl Common {
+    /// Reads and checks the common variables from `vars` (name, value pairs).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad variable.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+        let raw: CommonVars = parse_vars(vars)?;
+        let host_text = raw.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        let host = host_text
+            .parse()
+            .map_err(|_| config_error("HOST", format!("`{host_text}` is not an IP address")))?;
+        let allowed_origins = AllowedOrigins::parse(raw.allowed_origin.as_deref().unwrap_or(""))
+            .map_err(|msg| config_error("ALLOWED_ORIGIN", msg))?;
+        if let Some(secret) = &raw.room_ticket_secret {
+            warn_if_weak("ROOM_TICKET_SECRET", secret);
+        }
+        if let Some(url) = &raw.redis_url {
+            if !url.trim().is_empty() {
+                return Err(config_error(
+                    "REDIS_URL",
+                    "the Redis backend is not part of this build; unset it to run in memory",
+                ));
+            }
+        }
+        Ok(Common {
+            host,
+            port: raw.port,
+            allowed_origins,
+            ticket_secret: raw.room_ticket_secret,
+            ticket_ttl: secs("TICKET_TTL_SECS", raw.ticket_ttl_secs, DEFAULT_TICKET_TTL_SECS, 1..=86_400)?,
+            max_message_bytes: in_range(
+                "MAX_MESSAGE_BYTES",
+                raw.max_message_bytes.unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+                1_024..=16 * 1024 * 1024,
+            )?,
+            shutdown_grace: secs(
+                "SHUTDOWN_GRACE_SECS",
+                raw.shutdown_grace_secs,
+                DEFAULT_SHUTDOWN_GRACE_SECS,
+                0..=3_600,
+            )?,
+            ping_interval: secs("PING_INTERVAL_SECS", raw.ping_interval_secs, DEFAULT_PING_INTERVAL_SECS, 1..=3_600)?,
+            outbox_capacity: in_range(
+                "OUTBOX_CAPACITY",
+                raw.outbox_capacity.unwrap_or(DEFAULT_OUTBOX_CAPACITY),
+                // Room for the held messages a joining peer receives at once, and then some.
+                80..=65_536,
+            )?,
+            redis_url: None,
+        })
+    }
+
+    /// The ticket secret, or the error a service run alone gives without one.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `ROOM_TICKET_SECRET`.
+    pub fn require_ticket_secret(&self) -> Result<&str, Error> {
+        self.ticket_secret.as_deref().ok_or_else(|| {
+            config_error(
+                "ROOM_TICKET_SECRET",
+                format!(
+                    "is required: set the same random secret of at least {MIN_SECRET_BYTES} bytes on the matchmaker and the signaler"
+                ),
+            )
+        })
+    }
+}
+
+/// Deserialises variables with envy, turning its errors into one that names the variable.
+///
+/// # Errors
+/// [`Error::Config`] with envy's explanation (which names the variable).
+pub fn parse_vars<T: DeserializeOwned>(vars: impl IntoIterator<Item = (String, String)>) -> Result<T, Error> {
+    // An empty value means "use the default", as it does in most deployment tools.
+    let vars = vars.into_iter().filter(|(_, value)| !value.trim().is_empty());
+    envy::from_iter(vars).map_err(|err| Error::Config(err.to_string()))
+}
+
+/// An error about one variable.
+pub fn config_error(variable: &str, message: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{variable}: {message}"))
+}
+
+/// Checks that a value lies in its allowed range.
+///
+/// # Errors
+/// [`Error::Config`] naming the variable and the range.
+pub fn in_range<T: PartialOrd + std::fmt::Display>(variable: &str, value: T, range: RangeInclusive<T>) -> Result<T, Error> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(config_error(
+            variable,
+            format!("{value} is out of range ({}..={})", range.start(), range.end()),
+        ))
+    }
+}
+
+fn secs(variable: &str, value: Option<u64>, default: u64, range: RangeInclusive<u64>) -> Result<Duration, Error> {
+    in_range(variable, value.unwrap_or(default), range).map(Duration::from_secs)
+}
+
+/// Logs a warning for an HMAC secret too short to be strong. (Blank values never get here:
+/// they count as unset.)
+pub fn warn_if_weak(variable: &str, secret: &str) {
+    if secret.len() < MIN_SECRET_BYTES {
+        tracing::warn!(
+            variable,
+            bytes = secret.len(),
+            "secret is shorter than {MIN_SECRET_BYTES} bytes; use a long random value in production"
+        );
+    }
+}
+
+/// The process environment as (name, value) pairs, skipping values that are not UTF-8.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        Common::from_vars(vars(pairs)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let common = Common::from_vars(vars(&[])).unwrap();
+        assert_eq!(common.ticket_ttl, Duration::from_secs(60));
+        assert_eq!(common.max_message_bytes, 65_536);
+        assert_eq!(common.shutdown_grace, Duration::from_secs(10));
+        assert!(common.allowed_origins.allows_any());
+        assert!(common.require_ticket_secret().is_err());
+    }
+
+    #[test]
+    fn empty_values_mean_default() {
+        let common = Common::from_vars(vars(&[("PORT", ""), ("TICKET_TTL_SECS", " ")])).unwrap();
+        assert_eq!(common.port, None);
+        assert_eq!(common.ticket_ttl, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        assert!(error(&[("PORT", "eighty")]).contains("PORT"));
+        assert!(error(&[("PORT", "70000")]).contains("PORT"));
+        assert!(error(&[("MAX_MESSAGE_BYTES", "12")]).contains("MAX_MESSAGE_BYTES"));
+        assert!(error(&[("TICKET_TTL_SECS", "0")]).contains("TICKET_TTL_SECS"));
+        assert!(error(&[("SHUTDOWN_GRACE_SECS", "-1")]).contains("SHUTDOWN_GRACE_SECS"));
+        assert!(error(&[("ALLOWED_ORIGIN", "example.com")]).contains("ALLOWED_ORIGIN"));
+        assert!(error(&[("HOST", "everywhere")]).contains("HOST"));
+        assert!(error(&[("REDIS_URL", "redis://127.0.0.1")]).contains("REDIS_URL"));
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let common = Common::from_vars(vars(&[])).unwrap();
+        assert!(common.require_ticket_secret().unwrap_err().to_string().contains("ROOM_TICKET_SECRET"));
+    }
+}

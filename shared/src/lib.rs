@@ -1,0 +1,30 @@
+//! What the matchmaker and the signaler share, written once.
+//!
+//! Layout:
+//! - [`protocol`]: wire messages (typed serde enums out, a checked envelope in) and error codes.
+//! - [`ticket`]: room tickets, signed by the matchmaker and verified by the signaler.
+//! - [`origin`]: the `ALLOWED_ORIGIN` check on WebSocket upgrades.
+//! - [`config`]: settings both services read from the environment, validated at start-up.
+//! - [`ws`]: one socket's life: a bounded outbox, keepalive, size limit, close codes.
+//! - [`server`]: the accept loop that hands `/ws` upgrades to a service and the rest to warp.
+//! - [`routes`]: `/healthz`, `/readyz`, `/metrics` and the rejection handler.
+//! - [`metrics`]: a per-instance Prometheus registry with the metrics every service has.
+//! - [`lifecycle`]: shutdown signal, readiness flag and task tracking.
+//! - [`process`]: what a service binary does around its `serve` (logs, file limit, signals, exit code).
+//! - [`telemetry`]: structured logs.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod lifecycle;
+pub mod metrics;
+pub mod origin;
+pub mod process;
+pub mod protocol;
+pub mod routes;
+pub mod server;
+pub mod telemetry;
+pub mod ticket;
+pub mod ws;
+
+pub use error::{Error, ErrorCode};

@@ -1,0 +1,130 @@
+//! Messages of the matchmaker socket.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::{unknown_type, Envelope};
+use crate::error::Rejected;
+
+/// What a client may send to the matchmaker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage {
+    /// Present a JWT; required before `available` when `AUTH_JWT_SECRET` is set.
+    Auth {
+        /// The JWT.
+        token: String,
+    },
+    /// Join the queue.
+    Available,
+    /// End the current match and queue again (or just queue when unmatched).
+    Next,
+    /// Leave the queue and any match; the socket stays open.
+    Leave,
+    /// App-level keepalive.
+    Ping,
+}
+
+impl ClientMessage {
+    /// Decodes one text frame.
+    ///
+    /// # Errors
+    /// `bad-message` or `unknown-type`, as the contract says.
+    pub fn decode(text: &str) -> Result<Self, Rejected> {
+        let env = Envelope::parse(text)?;
+        Ok(match env.kind() {
+            "auth" => ClientMessage::Auth { token: env.string("token")? },
+            "available" => ClientMessage::Available,
+            "next" => ClientMessage::Next,
+            "leave" => ClientMessage::Leave,
+            "ping" => ClientMessage::Ping,
+            other => return Err(unknown_type(other)),
+        })
+    }
+}
+
+/// What the matchmaker sends.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+pub enum ServerMessage<'a> {
+    /// First message on every socket: the id this connection goes by.
+    Ready {
+        /// A fresh UUID v4.
+        client_id: Uuid,
+    },
+    /// Answer to `auth`.
+    Authenticated {
+        /// The token's `sub`, or the client id.
+        user_id: &'a str,
+    },
+    /// The client waits in the queue.
+    Queued,
+    /// The client has a partner.
+    Matched {
+        /// The room both partners join on the signaler.
+        room_id: Uuid,
+        /// The partner's client id.
+        partner_id: Uuid,
+        /// Whether this side creates the WebRTC offer.
+        initiator: bool,
+        /// Where to open the signaler socket.
+        signaling_url: &'a str,
+        /// Proof for the signaler that this client belongs in the room.
+        ticket: &'a str,
+        /// `RTCIceServer` objects, ready for `new RTCPeerConnection({iceServers})`.
+        ice_servers: &'a RawValue,
+    },
+    /// The partner sent `next` or `leave`, or disconnected.
+    PartnerLeft {
+        /// The room that ended.
+        room_id: Uuid,
+    },
+    /// Answer to `leave`.
+    Left,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn decodes_every_client_message() {
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"auth","token":"t"}"#).unwrap(),
+            ClientMessage::Auth { token: "t".into() }
+        );
+        assert_eq!(ClientMessage::decode(r#"{"type":"available"}"#).unwrap(), ClientMessage::Available);
+        assert_eq!(ClientMessage::decode(r#"{"type":"next","x":1}"#).unwrap(), ClientMessage::Next);
+        assert_eq!(ClientMessage::decode(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
+        assert_eq!(ClientMessage::decode(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+    }
+
+    #[test]
+    fn unknown_type_and_bad_fields_are_told_apart() {
+        assert_eq!(ClientMessage::decode(r#"{"type":"dance"}"#).unwrap_err().code, ErrorCode::UnknownType);
+        assert_eq!(ClientMessage::decode(r#"{"type":"auth"}"#).unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"auth","token":5}"#).unwrap_err().code,
+            ErrorCode::BadMessage
+        );
+    }
+
+    #[test]
+    fn matched_uses_camel_case_fields() {
+        let ice = RawValue::from_string("[]".into()).unwrap();
+        let text = crate::protocol::encode(&ServerMessage::Matched {
+            room_id: Uuid::nil(),
+            partner_id: Uuid::nil(),
+            initiator: true,
+            signaling_url: "ws://x/ws",
+            ticket: "t",
+            ice_servers: &ice,
+        });
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["type"], "matched");
+        assert_eq!(value["roomId"], Uuid::nil().to_string());
+        assert_eq!(value["signalingUrl"], "ws://x/ws");
+        assert_eq!(value["iceServers"], serde_json::json!([]));
+    }
+}

@@ -1,0 +1,217 @@
+//! The accept loop both services run: `/ws` upgrades go to the service's sessions, every other
+//! request to its warp routes.
+//!
+//! The upgrade is done here rather than by warp's `ws()` filter so that the socket's buffers are
+//! ours to size (warp's default read buffer alone costs 128 KiB per idle socket) and the origin
+//! check runs before any socket exists.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::WebSocketStream;
+use tower_service::Service as _;
+use tracing::Instrument;
+use warp::{Filter, Reply};
+
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::origin::AllowedOrigins;
+use crate::ws::{self, Outbox, Session, SocketLimits};
+
+/// The path that upgrades to a WebSocket on both services.
+pub const WS_PATH: &str = "/ws";
+
+/// What a service knows about a socket being opened.
+#[derive(Debug, Clone)]
+pub struct SocketRequest {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The `Host` header the client used, when it sent one.
+    pub host: Option<String>,
+    /// Whether the client reached us over TLS (through a proxy that says so).
+    pub secure: bool,
+}
+
+/// A service that owns WebSocket sessions.
+pub trait SocketService: Send + Sync + 'static {
+    /// One socket's state.
+    type Session: Session;
+    /// A socket was opened: register it, greet it, and return its session.
+    fn open(&self, outbox: Outbox, request: SocketRequest) -> impl Future<Output = Self::Session> + Send;
+}
+
+/// Everything the accept loop needs.
+pub struct Server<S, F> {
+    /// The service that owns the sockets.
+    pub service: Arc<S>,
+    /// Its HTTP routes (`/healthz`, `/readyz`, `/metrics` and its own), ending in a `recover`.
+    pub routes: F,
+    /// `ALLOWED_ORIGIN`.
+    pub origins: AllowedOrigins,
+    /// Per-socket limits.
+    pub limits: SocketLimits,
+    /// Shutdown and readiness.
+    pub lifecycle: Lifecycle,
+    /// The instance's metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl<S, F, R> Server<S, F>
+where
+    S: SocketService,
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    /// Serves on `listener` until shutdown begins, then stops accepting. Sockets and HTTP
+    /// connections end through the lifecycle's shutdown token; wait for them with
+    /// [`Lifecycle::wait`].
+    pub async fn run(self, listener: TcpListener) {
+        let shared = Arc::new(self);
+        let shutdown = shared.lifecycle.shutdown_token().clone();
+        loop {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = shutdown.cancelled() => break,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    shared.lifecycle.clone().spawn(async move { shared.serve_connection(stream, peer).await });
+                }
+                Err(err) => {
+                    // Out of file descriptors, typically: back off instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+        tracing::debug!("listener closed");
+    }
+
+    async fn serve_connection(self: Arc<Self>, stream: TcpStream, peer: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let warp_service = warp::service(self.routes.clone());
+        let shared = self.clone();
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let shared = shared.clone();
+            let mut warp_service = warp_service.clone();
+            async move {
+                if request.uri().path() == WS_PATH {
+                    Ok::<_, Infallible>(shared.upgrade(request, peer))
+                } else {
+                    warp_service.call(request).await
+                }
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::pin!(connection);
+        let shutdown = self.lifecycle.shutdown_token().clone();
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "http connection ended with an error");
+                }
+            }
+            () = shutdown.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        }
+    }
+
+    fn upgrade(self: Arc<Self>, mut request: Request<Incoming>, peer: SocketAddr) -> warp::reply::Response {
+        if self.lifecycle.is_draining() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        }
+        let headers = request.headers();
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        if !self.origins.allows(origin) {
+            tracing::info!(%peer, origin = origin.unwrap_or("-"), "origin refused");
+            return plain(StatusCode::FORBIDDEN, "origin not allowed");
+        }
+        let Some(key) = websocket_key(request.method(), headers) else {
+            return plain(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade (version 13)");
+        };
+        let accept = derive_accept_key(key.as_bytes());
+        let socket_request = SocketRequest {
+            peer,
+            host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            secure: headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        let shared = self.clone();
+        self.lifecycle.spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => {
+                    let config = shared.limits.websocket_config();
+                    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    shared.run_socket(socket, socket_request).await;
+                }
+                Err(err) => tracing::debug!(%err, %peer, "upgrade failed"),
+            }
+        });
+        let mut response = warp::reply::Response::new("".into());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(accept) = HeaderValue::from_str(&accept) {
+            headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        }
+        response
+    }
+
+    async fn run_socket<T>(&self, socket: WebSocketStream<T>, request: SocketRequest)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    {
+        let (outbox, inbox) = ws::outbox(&self.limits, self.lifecycle.shutdown_token(), self.metrics.errors.clone());
+        let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer);
+        self.metrics.connections.inc();
+        self.metrics.connections_accepted.inc();
+        async {
+            tracing::debug!("socket opened");
+            let session = self.service.open(outbox, request).await;
+            ws::drive(socket, inbox, session, self.limits).await;
+            tracing::debug!("socket closed");
+        }
+        .instrument(span)
+        .await;
+        self.metrics.connections.dec();
+    }
+}
+
+/// The `Sec-WebSocket-Key` of a valid version-13 upgrade request, or `None`.
+fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    if method != Method::GET || !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") || !version_ok {
+        return None;
+    }
+    headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+fn plain(status: StatusCode, text: &'static str) -> warp::reply::Response {
+    warp::reply::with_status(text, status).into_response()
+}

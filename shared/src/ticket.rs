@@ -1,0 +1,215 @@
+//! Room tickets: a JWT (HS256) that binds one room to one client until it expires.
+//!
+//! The matchmaker signs them and the signaler verifies them with the shared
+//! `ROOM_TICKET_SECRET`; the two services never call each other.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{ErrorCode, Rejected};
+
+/// The audience every ticket carries, so that no other JWT signed with the same secret (an
+/// `auth` token, say) passes as a ticket.
+const AUDIENCE: &str = "signaler";
+
+/// What a ticket says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Claims {
+    /// The client the ticket admits.
+    sub: Uuid,
+    /// The room it admits to.
+    room: Uuid,
+    aud: String,
+    iat: u64,
+    nbf: u64,
+    exp: u64,
+}
+
+/// A verified ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// The room.
+    pub room: Uuid,
+    /// The client it names.
+    pub peer: Uuid,
+    /// When the ticket stops admitting (seconds since the Unix epoch).
+    pub expires_at: u64,
+}
+
+/// Signs and verifies tickets with one secret and one time to live.
+#[derive(Clone)]
+pub struct Tickets {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Tickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tickets").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl Tickets {
+    /// Tickets signed with `secret`, valid for `ttl` after issue.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Both ends are our own servers: no leeway, and a ticket from the future is refused.
+        validation.leeway = 0;
+        validation.validate_nbf = true;
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "sub", "aud"]);
+        Tickets {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
+    }
+
+    /// How long a ticket admits its holder.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Issues the ticket that admits `peer` to `room`.
+    pub fn issue(&self, room: Uuid, peer: Uuid) -> String {
+        let now = unix_now();
+        let claims = Claims {
+            sub: peer,
+            room,
+            aud: AUDIENCE.to_owned(),
+            iat: now,
+            nbf: now,
+            exp: now + self.ttl.as_secs(),
+        };
+        // HMAC signing of a small struct with a valid key cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_else(|err| {
+            tracing::error!(%err, "failed to sign a ticket");
+            String::new()
+        })
+    }
+
+    /// Checks a ticket presented for `room_id`.
+    ///
+    /// # Errors
+    /// `bad-ticket` when the ticket is malformed, signed with another key or algorithm,
+    /// expired, not yet valid, or for another room.
+    pub fn verify(&self, ticket: &str, room_id: &str) -> Result<Admission, Rejected> {
+        let data = jsonwebtoken::decode::<Claims>(ticket, &self.decoding, &self.validation)
+            .map_err(|err| Rejected::new(ErrorCode::BadTicket, format!("ticket refused: {err}")))?;
+        let claims = data.claims;
+        if Uuid::parse_str(room_id).ok() != Some(claims.room) {
+            return Err(Rejected::new(ErrorCode::BadTicket, "ticket is for another room"));
+        }
+        Ok(Admission { room: claims.room, peer: claims.sub, expires_at: claims.exp })
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn tickets() -> Tickets {
+        Tickets::new(SECRET, Duration::from_secs(60))
+    }
+
+    fn sign(claims: &Claims, alg: Algorithm, secret: &[u8]) -> String {
+        jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret)).unwrap()
+    }
+
+    fn claims(room: Uuid, peer: Uuid, iat: u64, exp: u64) -> Claims {
+        Claims { sub: peer, room, aud: AUDIENCE.into(), iat, nbf: iat, exp }
+    }
+
+    #[test]
+    fn a_ticket_admits_its_holder_to_its_room() {
+        let (room, peer) = (Uuid::new_v4(), Uuid::new_v4());
+        let admission = tickets().verify(&tickets().issue(room, peer), &room.to_string()).unwrap();
+        assert_eq!((admission.room, admission.peer), (room, peer));
+    }
+
+    #[test]
+    fn a_ticket_for_another_room_is_refused() {
+        let ticket = tickets().issue(Uuid::new_v4(), Uuid::new_v4());
+        let err = tickets().verify(&ticket, &Uuid::new_v4().to_string()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadTicket);
+        assert_eq!(tickets().verify(&ticket, "not-a-uuid").unwrap_err().code, ErrorCode::BadTicket);
+    }
+
+    #[test]
+    fn a_tampered_ticket_is_refused() {
+        let room = Uuid::new_v4();
+        let ticket = tickets().issue(room, Uuid::new_v4());
+        let mut parts: Vec<String> = ticket.split('.').map(String::from).collect();
+        let forged = claims(room, Uuid::new_v4(), unix_now(), unix_now() + 60);
+        parts[1] = sign(&forged, Algorithm::HS256, SECRET).split('.').nth(1).unwrap().to_string();
+        assert!(tickets().verify(&parts.join("."), &room.to_string()).is_err());
+        assert!(tickets().verify("garbage", &room.to_string()).is_err());
+        assert!(tickets().verify("", &room.to_string()).is_err());
+    }
+
+    #[test]
+    fn an_expired_ticket_is_refused() {
+        let room = Uuid::new_v4();
+        let now = unix_now();
+        let ticket = sign(&claims(room, Uuid::new_v4(), now - 120, now - 60), Algorithm::HS256, SECRET);
+        assert_eq!(tickets().verify(&ticket, &room.to_string()).unwrap_err().code, ErrorCode::BadTicket);
+    }
+
+    #[test]
+    fn a_ticket_from_the_future_is_refused() {
+        let room = Uuid::new_v4();
+        let now = unix_now();
+        let ticket = sign(&claims(room, Uuid::new_v4(), now + 600, now + 660), Algorithm::HS256, SECRET);
+        assert!(tickets().verify(&ticket, &room.to_string()).is_err());
+    }
+
+    #[test]
+    fn a_ticket_signed_with_another_key_or_algorithm_is_refused() {
+        let room = Uuid::new_v4();
+        let c = claims(room, Uuid::new_v4(), unix_now(), unix_now() + 60);
+        let other_key = sign(&c, Algorithm::HS256, b"another-secret-another-secret-xx");
+        assert!(tickets().verify(&other_key, &room.to_string()).is_err());
+        let other_alg = sign(&c, Algorithm::HS512, SECRET);
+        assert!(tickets().verify(&other_alg, &room.to_string()).is_err());
+    }
+
+    #[test]
+    fn an_unsigned_alg_none_ticket_is_refused() {
+        use base64_free::encode_url;
+        let room = Uuid::new_v4();
+        let c = claims(room, Uuid::new_v4(), unix_now(), unix_now() + 60);
+        let header = encode_url(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = encode_url(serde_json::to_string(&c).unwrap().as_bytes());
+        for token in [format!("{header}.{body}."), format!("{header}.{body}")] {
+            assert!(tickets().verify(&token, &room.to_string()).is_err());
+        }
+    }
+
+    /// A few lines of base64url so the test can forge headers without another dependency.
+    mod base64_free {
+        pub fn encode_url(bytes: &[u8]) -> String {
+            const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+                for i in 0..=chunk.len() {
+                    out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            out
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! One WebSocket's life, the same for every service: a bounded outbox that anyone may post to,
+//! keepalive pings, the frame size limit, and the close codes of the contract.
+//!
+//! Each socket is driven by one task that reads frames, hands text to the service's [`Session`],
+//! and writes what others posted to its [`Outbox`]. Nobody else touches the socket, so a slow
+//! client can only slow itself down: when its outbox is full it is disconnected.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ErrorCode, Rejected};
+use crate::metrics::ErrorCounter;
+use crate::protocol::{bad_message, encode, CommonMessage};
+
+/// Close code: the server is going away (shutdown).
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: a policy was broken (here: the client stopped reading and its queue filled up).
+pub const CLOSE_POLICY: u16 = 1008;
+/// Close code: a frame was over `MAX_MESSAGE_BYTES`.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code: another connection presented the same ticket and took this one's place.
+pub const CLOSE_REPLACED: u16 = 4000;
+
+/// How many queued messages the writer sends before it flushes the socket.
+const WRITE_BATCH: usize = 64;
+/// How long a close frame may take to leave before the socket is dropped anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The socket read buffer. Most frames are small; a larger frame grows the buffer only for as
+/// long as it is read, so an idle socket costs little.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Limits of one socket.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketLimits {
+    /// The largest text frame accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Keepalive ping interval; a socket silent for two intervals is dropped.
+    pub ping_interval: Duration,
+    /// Messages queued for the socket before it counts as too slow.
+    pub outbox_capacity: usize,
+}
+
+impl SocketLimits {
+    /// The tungstenite configuration these limits imply.
+    pub fn websocket_config(&self) -> WebSocketConfig {
+        WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(0)
+            .max_write_buffer_size(self.max_message_bytes.saturating_mul(4).max(1 << 20))
+            .max_message_size(Some(self.max_message_bytes))
+            .max_frame_size(Some(self.max_message_bytes))
+    }
+}
+
+/// A connection's id, unique within the process; tells a socket from its replacement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+impl ConnId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The way to send to one socket from anywhere. Cheap to clone; never blocks.
+#[derive(Clone)]
+pub struct Outbox {
+    id: ConnId,
+    tx: mpsc::Sender<Message>,
+    /// Cancelled to close the socket; a child of the server's shutdown token.
+    stop: CancellationToken,
+    /// The close frame to send when `stop` fires for a reason of ours.
+    close: Arc<OnceLock<(u16, &'static str)>>,
+    errors: ErrorCounter,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// The connection this outbox writes to.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Queues a text frame. A socket whose queue is full is closed (it stopped reading);
+    /// returns whether the frame was queued.
+    pub fn send_text(&self, text: Utf8Bytes) -> bool {
+        match self.tx.try_send(Message::Text(text)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(conn = %self.id, "send queue full; closing the slow socket");
+                self.close(CLOSE_POLICY, "send queue full");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a typed message.
+    pub fn send<T: Serialize>(&self, message: &T) -> bool {
+        self.send_text(encode(message).into())
+    }
+
+    /// Answers a refused request with the contract's error message.
+    pub fn reject(&self, rejected: &Rejected) {
+        self.errors.count(rejected.code);
+        self.send(&CommonMessage::from(rejected));
+    }
+
+    /// Closes the socket with `code` after what is already queued... or at once if it is stuck.
+    pub fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.close.set((code, reason));
+        self.stop.cancel();
+    }
+
+    /// Whether the socket is still open.
+    pub fn is_open(&self) -> bool {
+        !self.stop.is_cancelled() && !self.tx.is_closed()
+    }
+}
+
+/// What a service does with one socket. The driver calls it for every text frame, and once
+/// when the socket is gone (closed by either side, dropped, or shut down).
+pub trait Session: Send + 'static {
+    /// A text frame within the size limit arrived.
+    fn on_text(&mut self, text: &str) -> impl Future<Output = ()> + Send;
+    /// The socket is gone; release everything it held.
+    fn on_close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Creates the outbox of a new socket and the receiving end its driver reads.
+pub fn outbox(limits: &SocketLimits, shutdown: &CancellationToken, errors: ErrorCounter) -> (Outbox, Inbox) {
+    let (tx, rx) = mpsc::channel(limits.outbox_capacity);
+    let outbox = Outbox {
+        id: ConnId::next(),
+        tx,
+        stop: shutdown.child_token(),
+        close: Arc::new(OnceLock::new()),
+        errors,
+    };
+    let inbox = Inbox { rx, stop: outbox.stop.clone(), close: outbox.close.clone(), errors: outbox.errors.clone() };
+    (outbox, inbox)
+}
+
+/// The driver's end of an [`Outbox`].
+pub struct Inbox {
+    rx: mpsc::Receiver<Message>,
+    stop: CancellationToken,
+    close: Arc<OnceLock<(u16, &'static str)>>,
+    errors: ErrorCounter,
+}
+
+/// Why a socket's loop ended.
+enum End {
+    /// The client closed or the connection broke.
+    Gone,
+    /// We close it with this frame.
+    Close(u16, String),
+}
+
+/// Runs one socket until it ends, then lets the session clean up.
+pub async fn drive<S, T>(mut ws: WebSocketStream<T>, mut inbox: Inbox, mut session: S, limits: SocketLimits)
+where
+    S: Session,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut keepalive = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+    keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_heard = Instant::now();
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            () = inbox.stop.cancelled() => {
+                let (code, reason) = inbox.close.get().copied().unwrap_or((CLOSE_GOING_AWAY, "server shutting down"));
+                // Deliver what was queued before the close (a final error, say) if the socket takes it.
+                if code != CLOSE_POLICY {
+                    let _ = flush_queued(&mut ws, &mut inbox.rx).await;
+                }
+                break End::Close(code, reason.to_owned());
+            }
+            queued = inbox.rx.recv() => {
+                let Some(first) = queued else { break End::Gone };
+                let written = tokio::select! {
+                    result = write_batch(&mut ws, first, &mut inbox.rx) => result,
+                    () = inbox.stop.cancelled() => continue,
+                };
+                if written.is_err() {
+                    break End::Gone;
+                }
+            }
+            frame = ws.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    None | Some(Ok(Message::Close(_))) => break End::Gone,
+                    Some(Ok(Message::Text(text))) => session.on_text(text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let rejected = bad_message("binary frames are not accepted; send JSON text");
+                        inbox.errors.count(rejected.code);
+                        if send_now(&mut ws, &CommonMessage::from(&rejected)).await.is_err() {
+                            break End::Gone;
+                        }
+                    }
+                    Some(Ok(_)) => {} // ping, pong: liveness is all we need from them
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                        let rejected = Rejected::new(
+                            ErrorCode::TooLarge,
+                            format!("a frame of {size} bytes is over the limit of {max_size}"),
+                        );
+                        inbox.errors.count(rejected.code);
+                        let _ = send_now(&mut ws, &CommonMessage::from(&rejected)).await;
+                        break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
+                    }
+                    Some(Err(err)) => {
+                        tracing::debug!(%err, "socket error");
+                        break End::Gone;
+                    }
+                }
+            }
+            _ = keepalive.tick() => {
+                if last_heard.elapsed() >= limits.ping_interval * 2 {
+                    tracing::debug!("no answer to keepalive pings; dropping the socket");
+                    break End::Gone;
+                }
+                if send_now(&mut ws, Message::Ping(Default::default())).await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+    }
+    session.on_close().await;
+}
+
+/// Sends one message (or encodable value) straight to the socket.
+async fn send_now<T, M>(ws: &mut WebSocketStream<T>, message: M) -> Result<(), WsError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+    M: IntoFrame,
+{
+    ws.send(message.into_frame()).await
+}
+
+/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
+async fn write_batch<T>(ws: &mut WebSocketStream<T>, first: Message, rx: &mut mpsc::Receiver<Message>) -> Result<(), WsError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.feed(first).await?;
+    for _ in 1..WRITE_BATCH {
+        match rx.try_recv() {
+            Ok(message) => ws.feed(message).await?,
+            Err(_) => break,
+        }
+    }
+    ws.flush().await
+}
+
+/// Writes everything still queued, within the close timeout.
+async fn flush_queued<T>(ws: &mut WebSocketStream<T>, rx: &mut mpsc::Receiver<Message>) -> Result<(), WsError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let drain = async {
+        while let Ok(message) = rx.try_recv() {
+            ws.feed(message).await?;
+        }
+        ws.flush().await
+    };
+    tokio::time::timeout(CLOSE_TIMEOUT, drain).await.unwrap_or(Ok(()))
+}
+
+/// Things the driver writes directly.
+trait IntoFrame {
+    fn into_frame(self) -> Message;
+}
+
+impl IntoFrame for Message {
+    fn into_frame(self) -> Message {
+        self
+    }
+}
+
+impl IntoFrame for &CommonMessage<'_> {
+    fn into_frame(self) -> Message {
+        Message::Text(encode(self).into())
+    }
+}

@@ -1,0 +1,17 @@
+//! `signaler`: the signaling service on its own.
+
+use std::process::ExitCode;
+
+use signaler::Config;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    shared::process::run("signaler", |vars, lifecycle| async move {
+        let config = Config::from_vars(vars)?;
+        config.common.require_ticket_secret()?;
+        let listener = shared::process::bind(config.common.host, config.port(), "PORT").await?;
+        tracing::info!(address = %listener.local_addr()?, "signaler listening");
+        signaler::serve(config, listener, lifecycle).await
+    })
+    .await
+}

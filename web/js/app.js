@@ -1,0 +1,160 @@
+// The page's wiring: user input -> StrangerClient, client events -> view.
+
+import { StrangerClient, State, fetchStats } from './client.js';
+import { createView } from './view.js';
+
+const STATS_PERIOD_MS = 10000;
+
+const view = createView(document);
+const { el } = view;
+const client = new StrangerClient();
+let localStream = null;
+
+// ---- client -> view --------------------------------------------------------
+
+client.addEventListener('statechange', (ev) => {
+  const { state, reason } = ev.detail;
+  view.renderState(state, reason);
+  if (state === State.CONNECTED) view.showNotice(null);
+  scheduleStats();
+});
+
+client.addEventListener('matched', () => {
+  // A new stranger: the old conversation goes away.
+  view.clearMessages();
+  view.showNotice(null);
+});
+
+client.addEventListener('message', (ev) => view.addMessage('stranger', ev.detail.text));
+
+client.addEventListener('remotestream', (ev) => view.setRemoteStream(ev.detail.stream));
+
+client.addEventListener('error', (ev) => view.showNotice(errorText(ev.detail)));
+
+function errorText({ code, message }) {
+  switch (code) {
+    case 'rate-limited':
+      return 'Slow down a little, then try again.';
+    case 'unavailable':
+      return 'The service is busy right now. Please try again in a moment.';
+    case 'bad-ticket':
+    case 'room-full':
+      return 'Couldn’t join that chat. Press Next to meet someone else.';
+    case 'signaling-lost':
+      return 'Lost the connection while meeting the stranger. Press Next to try again.';
+    case 'webrtc':
+    case 'webrtc-unavailable':
+      return 'Your browser couldn’t open a connection to the stranger. Press Next to try again.';
+    default:
+      return message ? `Something went wrong: ${message}` : 'Something went wrong.';
+  }
+}
+
+// ---- user -> client --------------------------------------------------------
+
+el.start.addEventListener('click', () => client.start());
+el.next.addEventListener('click', () => client.next());
+el.stop.addEventListener('click', () => client.stop());
+
+el.composer.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const sent = client.send(el.input.value);
+  if (sent === null) return;
+  view.addMessage('me', sent);
+  el.input.value = '';
+  view.fitInput();
+});
+
+el.input.addEventListener('keydown', (ev) => {
+  // Enter sends; Shift+Enter adds a line; never interrupt an IME composition.
+  if (ev.key !== 'Enter' || ev.shiftKey || ev.isComposing) return;
+  ev.preventDefault();
+  el.composer.requestSubmit();
+});
+
+el.input.addEventListener('input', () => view.fitInput());
+
+el.videoToggle.addEventListener('click', async () => {
+  if (localStream) {
+    for (const track of localStream.getTracks()) track.stop();
+    localStream = null;
+    client.setMedia(null);
+    view.setLocalStream(null);
+    view.setVideoToggle(false);
+    return;
+  }
+  view.setVideoToggle(false, true);
+  try {
+    localStream = await openCamera();
+    client.setMedia(localStream);
+    view.setLocalStream(localStream);
+    view.setVideoToggle(true);
+    view.showNotice(null);
+  } catch (err) {
+    view.setVideoToggle(false);
+    view.showNotice(cameraErrorText(err));
+  }
+});
+
+async function openCamera() {
+  const media = navigator.mediaDevices;
+  if (!media || !media.getUserMedia) {
+    const err = new Error('getUserMedia is not available');
+    err.name = 'NotSupportedError';
+    throw err;
+  }
+  return media.getUserMedia({
+    video: { width: { ideal: 640 }, height: { ideal: 480 }, facingMode: 'user' },
+    audio: { echoCancellation: true, noiseSuppression: true },
+  });
+}
+
+function cameraErrorText(err) {
+  const name = err && err.name;
+  if (name === 'NotAllowedError' || name === 'SecurityError')
+    return 'Camera and microphone access was refused. Continuing with text only.';
+  if (name === 'NotFoundError' || name === 'OverconstrainedError')
+    return 'No camera or microphone was found. Continuing with text only.';
+  if (name === 'NotReadableError')
+    return 'Your camera or microphone is busy in another app. Continuing with text only.';
+  if (name === 'NotSupportedError')
+    return 'This browser can’t use a camera here (a secure https page is needed). Continuing with text only.';
+  return 'The camera couldn’t be started. Continuing with text only.';
+}
+
+// ---- "N online" ----------------------------------------------------------------
+
+let statsTimer = null;
+let statsInFlight = false;
+
+function scheduleStats(delay = 250) {
+  clearTimeout(statsTimer);
+  statsTimer = setTimeout(refreshStats, delay);
+}
+
+async function refreshStats() {
+  clearTimeout(statsTimer);
+  statsTimer = setTimeout(refreshStats, STATS_PERIOD_MS);
+  // Skip while hidden, and while the server is known to be unreachable.
+  if (document.hidden || statsInFlight || client.state === State.RECONNECTING) return;
+  statsInFlight = true;
+  try {
+    const stats = await fetchStats();
+    view.setOnline(stats.online);
+  } catch {
+    view.setOnline(null);
+  } finally {
+    statsInFlight = false;
+  }
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden) scheduleStats(0);
+});
+
+// Leave the queue and any chat promptly when the page goes away.
+window.addEventListener('pagehide', () => client.close());
+
+view.renderState(client.state, client.reason);
+view.fitInput();
+scheduleStats(0);

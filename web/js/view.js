@@ -1,0 +1,183 @@
+// The page's view: every DOM update lives here, and text from a stranger only
+// ever reaches the page through textContent.
+
+const STATUS = {
+  idle: {
+    stop: 'Stopped. Press Start to meet a stranger.',
+    'connection-lost': 'Disconnected. Press Start to meet a stranger.',
+    default: 'Press Start to meet a stranger.',
+  },
+  searching: {
+    'partner-left': 'Stranger left. Looking for someone new…',
+    timeout: 'Couldn’t reach that stranger. Looking for someone new…',
+    'connection-failed': 'Lost that stranger. Looking for someone new…',
+    reconnected: 'Back online. Looking for a stranger…',
+    default: 'Looking for a stranger…',
+  },
+  connecting: { default: 'Stranger found. Connecting…' },
+  connected: { default: 'Connected. You’re chatting with a stranger.' },
+  ended: {
+    'partner-left': 'Stranger left. Press Next to meet someone new.',
+    timeout: 'Couldn’t connect to this stranger. Press Next to try someone else.',
+    'connection-failed': 'The connection to the stranger failed. Press Next to try someone else.',
+    replaced: 'This chat continued in another tab.',
+    default: 'This chat has ended. Press Next to meet someone new.',
+  },
+  reconnecting: { default: 'Connection lost. Retrying…' },
+};
+
+const HINTS = {
+  idle: ['Say hi to someone new.', 'Press Start to be paired with a random stranger, and Next to skip to another one. Be kind.'],
+  searching: ['Looking for a stranger…', 'You’ll be connected as soon as someone is free.'],
+  connecting: ['Stranger found!', 'Opening a direct connection…'],
+  connected: ['You’re connected.', 'Say hi! Messages go straight to the stranger.'],
+  ended: ['Chat ended.', 'Press Next to meet someone new.'],
+  reconnecting: ['Connection lost.', 'Retrying. You’ll be back in the queue as soon as the server answers.'],
+};
+
+/** Status line text for a client state and the reason it was entered. */
+export function statusText(state, reason) {
+  const table = STATUS[state] || STATUS.idle;
+  return table[reason] || table.default;
+}
+
+export function createView(doc = document) {
+  const $ = (id) => doc.getElementById(id);
+  const el = {
+    app: $('app'),
+    status: $('status'),
+    notice: $('notice'),
+    log: $('log'),
+    messages: $('messages'),
+    empty: $('empty-hint'),
+    composer: $('composer'),
+    input: $('message-input'),
+    send: $('send'),
+    start: $('start'),
+    next: $('next'),
+    stop: $('stop'),
+    videoToggle: $('video-toggle'),
+    online: $('online-text'),
+    stage: $('stage'),
+    localVideo: $('local-video'),
+    remoteVideo: $('remote-video'),
+    remoteTile: $('remote-video').closest('.video-tile'),
+  };
+  let state = 'idle';
+  let localOn = false;
+  let remoteHasVideo = false;
+
+  function renderHint() {
+    const hasMessages = el.messages.childElementCount > 0;
+    el.empty.hidden = hasMessages;
+    if (hasMessages) return;
+    const [title, body] = HINTS[state] || HINTS.idle;
+    const [titleEl, bodyEl] = el.empty.children;
+    titleEl.textContent = title;
+    bodyEl.textContent = body;
+  }
+
+  function renderStage() {
+    const on = localOn || remoteHasVideo;
+    el.stage.hidden = !on;
+    el.app.dataset.video = on ? 'on' : 'off';
+    el.remoteTile.classList.toggle('has-video', remoteHasVideo);
+  }
+
+  function nearBottom() {
+    return el.log.scrollHeight - el.log.scrollTop - el.log.clientHeight < 80;
+  }
+
+  return {
+    el,
+
+    renderState(next, reason) {
+      state = next;
+      el.app.dataset.state = next;
+      el.status.dataset.state = next;
+      el.status.dataset.reason = reason || '';
+      el.status.textContent = statusText(next, reason);
+
+      const hadFocus = doc.activeElement;
+      const idle = next === 'idle';
+      // Start while idle; Next and Stop while searching or chatting.
+      el.start.disabled = el.start.hidden = !idle;
+      el.next.hidden = el.stop.hidden = idle;
+      el.next.disabled = !['connecting', 'connected', 'ended'].includes(next);
+      el.stop.disabled = idle;
+      el.send.disabled = next !== 'connected';
+      // Never strand keyboard focus on a button that was just disabled.
+      if (hadFocus && hadFocus.disabled) (idle ? el.start : el.stop).focus();
+      renderHint();
+    },
+
+    /** Append one chat message; author is 'me' or 'stranger'. */
+    addMessage(author, text) {
+      const stick = author === 'me' || nearBottom();
+      const item = doc.createElement('li');
+      item.className = 'msg';
+      item.dataset.author = author;
+      const who = doc.createElement('span');
+      who.className = 'msg-author';
+      who.textContent = author === 'me' ? 'You' : 'Stranger';
+      const sep = doc.createElement('span');
+      sep.className = 'visually-hidden';
+      sep.textContent = ': ';
+      const body = doc.createElement('p');
+      body.className = 'msg-text';
+      body.textContent = text;
+      item.append(who, sep, body);
+      el.messages.append(item);
+      renderHint();
+      if (stick) el.log.scrollTop = el.log.scrollHeight;
+    },
+
+    clearMessages() {
+      el.messages.replaceChildren();
+      renderHint();
+    },
+
+    /** Show a one-line notice (errors, camera fallbacks); null hides it. */
+    showNotice(text) {
+      el.notice.textContent = text || '';
+      el.notice.hidden = !text;
+    },
+
+    setOnline(count) {
+      el.online.textContent = Number.isFinite(count) ? `${count.toLocaleString()} online` : '– online';
+    },
+
+    setVideoToggle(pressed, busy = false) {
+      el.videoToggle.setAttribute('aria-pressed', String(pressed));
+      el.videoToggle.disabled = busy;
+    },
+
+    setLocalStream(stream) {
+      localOn = Boolean(stream);
+      el.localVideo.srcObject = stream || null;
+      el.localVideo.closest('.video-tile').hidden = !stream;
+      if (stream) playQuietly(el.localVideo);
+      renderStage();
+    },
+
+    setRemoteStream(stream) {
+      if (el.remoteVideo.srcObject !== stream) el.remoteVideo.srcObject = stream || null;
+      remoteHasVideo = Boolean(stream && stream.getVideoTracks().some((t) => t.readyState === 'live' && !t.muted));
+      if (stream) playQuietly(el.remoteVideo);
+      renderStage();
+    },
+
+    /** Grow the message box with its content, up to the CSS max-height. */
+    fitInput() {
+      el.input.style.height = 'auto';
+      el.input.style.height = `${el.input.scrollHeight + 2}px`;
+    },
+  };
+}
+
+// play() rejects when autoplay is not allowed or a new source replaced the old
+// one; neither is an error worth reporting, and the video plays on the next try.
+function playQuietly(video) {
+  const p = video.play();
+  if (p) p.catch(() => {});
+}
