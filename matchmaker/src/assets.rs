@@ -12,16 +12,15 @@ struct Web;
 
 /// `GET /` and `GET /<file>`: the page and its assets, with ETags so browsers revalidate cheaply.
 pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
-    warp::get()
-        .and(warp::path::tail())
-        .and(warp::header::optional::<String>("if-none-match"))
-        .and_then(|tail: warp::path::Tail, if_none_match: Option<String>| async move {
+    warp::get().and(warp::path::tail()).and(warp::header::optional::<String>("if-none-match")).and_then(
+        |tail: warp::path::Tail, if_none_match: Option<String>| async move {
             let path = match tail.as_str() {
                 "" => "index.html",
                 other => other,
             };
             serve(path, if_none_match.as_deref()).ok_or_else(warp::reject::not_found)
-        })
+        },
+    )
 }
 
 fn serve(path: &str, if_none_match: Option<&str>) -> Option<warp::reply::Response> {

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use shared::config::{warn_if_weak, config_error, parse_vars, Common};
+use shared::config::{config_error, parse_vars, warn_if_weak, Common};
 use shared::Error;
 
 /// Default `PORT` of the matchmaker.
@@ -45,7 +45,8 @@ impl Default for Config {
             common: Common::default(),
             requeue_on_partner_leave: true,
             signaling_url: DEFAULT_SIGNALING_URL.to_owned(),
-            ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS).unwrap_or_else(|_| unreachable!("the default is valid")),
+            ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS)
+                .unwrap_or_else(|_| unreachable!("the default is valid")),
             auth_jwt_secret: None,
         }
     }
@@ -153,7 +154,15 @@ mod tests {
     fn ice_servers_are_checked() {
         let ok = r#"[{"urls":"stun:stun.example.com:3478"},{"urls":["turn:t.example.com"],"username":"u","credential":"c"}]"#;
         assert!(Config::from_vars(vars(&[("ICE_SERVERS", ok)])).is_ok());
-        for bad in ["{}", "[1]", r#"[{"url":"stun:x"}]"#, r#"[{"urls":"http://x"}]"#, r#"[{"urls":"stun:x","username":1}]"#, "[", r#"[{"urls":[]}]"#] {
+        for bad in [
+            "{}",
+            "[1]",
+            r#"[{"url":"stun:x"}]"#,
+            r#"[{"urls":"http://x"}]"#,
+            r#"[{"urls":"stun:x","username":1}]"#,
+            "[",
+            r#"[{"urls":[]}]"#,
+        ] {
             let err = Config::from_vars(vars(&[("ICE_SERVERS", bad)])).unwrap_err().to_string();
             assert!(err.contains("ICE_SERVERS"), "{bad}: {err}");
         }

@@ -135,7 +135,9 @@ impl State {
             Event::PartnerLeft { to, room } => self.send(to, &ServerMessage::PartnerLeft { room_id: room }),
             Event::AlreadyMatched(id) => {
                 if let Some(client) = self.clients.get(&id) {
-                    client.outbox.reject(&Rejected::new(ErrorCode::AlreadyMatched, "already matched; send next or leave first"));
+                    client
+                        .outbox
+                        .reject(&Rejected::new(ErrorCode::AlreadyMatched, "already matched; send next or leave first"));
                 }
             }
             Event::Matched { room, initiator, responder } => {

@@ -50,7 +50,8 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("matches", "Pairs made", figures.matches.clone());
     let metrics = Arc::new(metrics);
     let hub = hub::spawn(tickets, config.ice_servers.clone(), config.requeue_on_partner_leave, figures.clone());
-    let service = Matchmaker { hub, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())), config: config.clone() };
+    let service =
+        Matchmaker { hub, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())), config: config.clone() };
     let server = Server {
         service: Arc::new(service),
         routes: routes::all(lifecycle.clone(), metrics.clone(), figures),

@@ -152,7 +152,8 @@ impl Matchmaking {
     /// Pairs the two longest-waiting clients while at least two wait.
     fn pair_waiting(&mut self, out: &mut Vec<Event>) {
         while self.waiting.len() >= 2 {
-            let (Some((_, initiator)), Some((_, responder))) = (self.waiting.pop_first(), self.waiting.pop_first()) else {
+            let (Some((_, initiator)), Some((_, responder))) = (self.waiting.pop_first(), self.waiting.pop_first())
+            else {
                 break;
             };
             self.arrival.remove(&initiator);

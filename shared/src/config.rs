@@ -93,9 +93,8 @@ impl Common {
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
         let raw: CommonVars = parse_vars(vars)?;
         let host_text = raw.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
-        let host = host_text
-            .parse()
-            .map_err(|_| config_error("HOST", format!("`{host_text}` is not an IP address")))?;
+        let host =
+            host_text.parse().map_err(|_| config_error("HOST", format!("`{host_text}` is not an IP address")))?;
         let allowed_origins = AllowedOrigins::parse(raw.allowed_origin.as_deref().unwrap_or(""))
             .map_err(|msg| config_error("ALLOWED_ORIGIN", msg))?;
         if let Some(secret) = &raw.room_ticket_secret {
@@ -172,14 +171,15 @@ pub fn config_error(variable: &str, message: impl std::fmt::Display) -> Error {
 ///
 /// # Errors
 /// [`Error::Config`] naming the variable and the range.
-pub fn in_range<T: PartialOrd + std::fmt::Display>(variable: &str, value: T, range: RangeInclusive<T>) -> Result<T, Error> {
+pub fn in_range<T: PartialOrd + std::fmt::Display>(
+    variable: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<T, Error> {
     if range.contains(&value) {
         Ok(value)
     } else {
-        Err(config_error(
-            variable,
-            format!("{value} is out of range ({}..={})", range.start(), range.end()),
-        ))
+        Err(config_error(variable, format!("{value} is out of range ({}..={})", range.start(), range.end())))
     }
 }
 
@@ -201,9 +201,7 @@ pub fn warn_if_weak(variable: &str, secret: &str) {
 
 /// The process environment as (name, value) pairs, skipping values that are not UTF-8.
 pub fn process_env() -> Vec<(String, String)> {
-    std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect()
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect()
 }
 
 #[cfg(test)]

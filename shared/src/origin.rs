@@ -64,9 +64,7 @@ fn normalize(origin: &str) -> Option<String> {
     };
     let host_port = rest.to_ascii_lowercase();
     let valid = !host_port.is_empty()
-        && host_port
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+        && host_port.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
     if !valid {
         return None;
     }

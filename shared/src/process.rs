@@ -56,9 +56,7 @@ where
 /// [`Error::Config`] naming `variable` when the address cannot be bound.
 pub async fn bind(host: IpAddr, port: u16, variable: &str) -> Result<TcpListener, Error> {
     let address = SocketAddr::new(host, port);
-    TcpListener::bind(address)
-        .await
-        .map_err(|err| config_error(variable, format!("cannot listen on {address}: {err}")))
+    TcpListener::bind(address).await.map_err(|err| config_error(variable, format!("cannot listen on {address}: {err}")))
 }
 
 /// Raises the soft open-file limit to the hard limit (every socket is a file) and logs how many

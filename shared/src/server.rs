@@ -112,9 +112,8 @@ where
                 }
             }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        let connection =
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
         tokio::pin!(connection);
         let shutdown = self.lifecycle.shutdown_token().clone();
         tokio::select! {
@@ -158,7 +157,8 @@ where
             match on_upgrade.await {
                 Ok(upgraded) => {
                     let config = shared.limits.websocket_config();
-                    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    let socket =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                     shared.run_socket(socket, socket_request).await;
                 }
                 Err(err) => tracing::debug!(%err, %peer, "upgrade failed"),
@@ -206,7 +206,11 @@ fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
     let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    if method != Method::GET || !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") || !version_ok {
+    if method != Method::GET
+        || !has_token(header::CONNECTION, "upgrade")
+        || !has_token(header::UPGRADE, "websocket")
+        || !version_ok
+    {
         return None;
     }
     headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned)

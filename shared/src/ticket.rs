@@ -79,14 +79,8 @@ impl Tickets {
     /// Issues the ticket that admits `peer` to `room`.
     pub fn issue(&self, room: Uuid, peer: Uuid) -> String {
         let now = unix_now();
-        let claims = Claims {
-            sub: peer,
-            room,
-            aud: AUDIENCE.to_owned(),
-            iat: now,
-            nbf: now,
-            exp: now + self.ttl.as_secs(),
-        };
+        let claims =
+            Claims { sub: peer, room, aud: AUDIENCE.to_owned(), iat: now, nbf: now, exp: now + self.ttl.as_secs() };
         // HMAC signing of a small struct with a valid key cannot fail.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).unwrap_or_else(|err| {
             tracing::error!(%err, "failed to sign a ticket");

@@ -156,13 +156,8 @@ pub trait Session: Send + 'static {
 /// Creates the outbox of a new socket and the receiving end its driver reads.
 pub fn outbox(limits: &SocketLimits, shutdown: &CancellationToken, errors: ErrorCounter) -> (Outbox, Inbox) {
     let (tx, rx) = mpsc::channel(limits.outbox_capacity);
-    let outbox = Outbox {
-        id: ConnId::next(),
-        tx,
-        stop: shutdown.child_token(),
-        close: Arc::new(OnceLock::new()),
-        errors,
-    };
+    let outbox =
+        Outbox { id: ConnId::next(), tx, stop: shutdown.child_token(), close: Arc::new(OnceLock::new()), errors };
     let inbox = Inbox { rx, stop: outbox.stop.clone(), close: outbox.close.clone(), errors: outbox.errors.clone() };
     (outbox, inbox)
 }
@@ -271,7 +266,11 @@ where
 }
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-async fn write_batch<T>(ws: &mut WebSocketStream<T>, first: Message, rx: &mut mpsc::Receiver<Message>) -> Result<(), WsError>
+async fn write_batch<T>(
+    ws: &mut WebSocketStream<T>,
+    first: Message,
+    rx: &mut mpsc::Receiver<Message>,
+) -> Result<(), WsError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {

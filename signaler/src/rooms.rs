@@ -39,7 +39,8 @@ impl Rooms {
     /// # Errors
     /// `room-full` from [`Room::join`].
     pub fn join(&self, admission: Admission, outbox: Outbox) -> Result<Joined, Rejected> {
-        let mut room = self.map.entry(admission.room).or_insert_with(|| Room::new(admission.room, admission.expires_at));
+        let mut room =
+            self.map.entry(admission.room).or_insert_with(|| Room::new(admission.room, admission.expires_at));
         let result = room.join(admission.peer, outbox, admission.expires_at);
         let empty = room.is_empty();
         drop(room);

@@ -127,7 +127,7 @@ function cameraErrorText(err) {
 let statsTimer = null;
 let statsInFlight = false;
 
-function scheduleStats(delay = 250) {
+function scheduleStats(delay = 100) {
   clearTimeout(statsTimer);
   statsTimer = setTimeout(refreshStats, delay);
 }
@@ -157,4 +157,5 @@ window.addEventListener('pagehide', () => client.close());
 
 view.renderState(client.state, client.reason);
 view.fitInput();
+client.connect();
 scheduleStats(0);

@@ -29,7 +29,7 @@ const TRANSITIONS = {
   searching: ['connecting', 'idle', 'reconnecting', 'searching'],
   connecting: ['connected', 'ended', 'searching', 'idle', 'reconnecting'],
   connected: ['ended', 'searching', 'idle', 'reconnecting'],
-  ended: ['searching', 'idle', 'reconnecting', 'ended'],
+  ended: ['searching', 'connecting', 'idle', 'reconnecting', 'ended'],
   reconnecting: ['searching', 'idle'],
 };
 
@@ -93,6 +93,14 @@ export class StrangerClient extends EventTarget {
   }
 
   // ---- public API --------------------------------------------------------
+
+  /**
+   * Open the matchmaker socket without searching, so that this visitor counts as
+   * online and a later start() skips the handshake. start() does it when needed.
+   */
+  connect() {
+    this.#ensureMatchmaker();
+  }
 
   /** Start looking for a stranger (no-op unless idle). */
   start() {
@@ -601,6 +609,7 @@ export class StrangerClient extends EventTarget {
       this.#onFrame(m, dc, frame);
     };
     dc.onclose = () => this.#onPeerGone(m, 'partner-left');
+    if (dc.readyState === 'open') dc.onopen();
   }
 
   #onFrame(m, dc, frame) {

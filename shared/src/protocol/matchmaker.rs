@@ -104,10 +104,7 @@ mod tests {
     fn unknown_type_and_bad_fields_are_told_apart() {
         assert_eq!(ClientMessage::decode(r#"{"type":"dance"}"#).unwrap_err().code, ErrorCode::UnknownType);
         assert_eq!(ClientMessage::decode(r#"{"type":"auth"}"#).unwrap_err().code, ErrorCode::BadMessage);
-        assert_eq!(
-            ClientMessage::decode(r#"{"type":"auth","token":5}"#).unwrap_err().code,
-            ErrorCode::BadMessage
-        );
+        assert_eq!(ClientMessage::decode(r#"{"type":"auth","token":5}"#).unwrap_err().code, ErrorCode::BadMessage);
     }
 
     #[test]

@@ -36,8 +36,8 @@ impl<'a> Envelope<'a> {
         if !text.trim_start().starts_with('{') {
             return Err(bad_message("a message must be a JSON object"));
         }
-        let fields: BTreeMap<Key<'a>, &'a RawValue> = serde_json::from_str(text)
-            .map_err(|err| bad_message(format!("not valid JSON: {err}")))?;
+        let fields: BTreeMap<Key<'a>, &'a RawValue> =
+            serde_json::from_str(text).map_err(|err| bad_message(format!("not valid JSON: {err}")))?;
         let kind = match fields.get(&Key(Cow::Borrowed("type"))) {
             None => return Err(bad_message("missing field `type`")),
             Some(raw) => Cow::<str>::deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
@@ -61,11 +61,8 @@ impl<'a> Envelope<'a> {
     /// # Errors
     /// `bad-message` naming the field when it is missing or not a string.
     pub fn string(&self, name: &str) -> Result<String, Rejected> {
-        let raw = self
-            .raw(name)
-            .ok_or_else(|| bad_message(format!("missing field `{name}`")))?;
-        serde_json::from_str::<String>(raw.get())
-            .map_err(|_| bad_message(format!("field `{name}` must be a string")))
+        let raw = self.raw(name).ok_or_else(|| bad_message(format!("missing field `{name}`")))?;
+        serde_json::from_str::<String>(raw.get()).map_err(|_| bad_message(format!("field `{name}` must be a string")))
     }
 
     /// Checks that a required field is present and of the given JSON kind.
@@ -73,9 +70,7 @@ impl<'a> Envelope<'a> {
     /// # Errors
     /// `bad-message` naming the field and what it should be.
     pub fn require(&self, name: &str, kind: JsonKind) -> Result<(), Rejected> {
-        let raw = self
-            .raw(name)
-            .ok_or_else(|| bad_message(format!("missing field `{name}`")))?;
+        let raw = self.raw(name).ok_or_else(|| bad_message(format!("missing field `{name}`")))?;
         if kind.matches(raw) {
             Ok(())
         } else {
@@ -202,14 +197,9 @@ mod tests {
 
     #[test]
     fn with_from_overwrites_client_from_and_keeps_other_fields() {
-        let env =
-            Envelope::parse(r#"{"type":"ice","from":"spoof","candidate":{"c":"x\"y"},"z\u0041":null}"#)
-                .unwrap();
+        let env = Envelope::parse(r#"{"type":"ice","from":"spoof","candidate":{"c":"x\"y"},"z\u0041":null}"#).unwrap();
         let out: serde_json::Value = serde_json::from_str(&env.with_from("me")).unwrap();
-        assert_eq!(
-            out,
-            serde_json::json!({"type":"ice","from":"me","candidate":{"c":"x\"y"},"zA":null})
-        );
+        assert_eq!(out, serde_json::json!({"type":"ice","from":"me","candidate":{"c":"x\"y"},"zA":null}));
     }
 
     #[test]

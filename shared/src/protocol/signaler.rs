@@ -86,14 +86,8 @@ mod tests {
 
     #[test]
     fn signals_need_their_field_with_the_right_type() {
-        assert!(matches!(
-            ClientMessage::decode(r#"{"type":"offer","sdp":"v=0"}"#),
-            Ok(ClientMessage::Signal(_))
-        ));
-        assert!(matches!(
-            ClientMessage::decode(r#"{"type":"ice","candidate":null}"#),
-            Ok(ClientMessage::Signal(_))
-        ));
+        assert!(matches!(ClientMessage::decode(r#"{"type":"offer","sdp":"v=0"}"#), Ok(ClientMessage::Signal(_))));
+        assert!(matches!(ClientMessage::decode(r#"{"type":"ice","candidate":null}"#), Ok(ClientMessage::Signal(_))));
         assert_eq!(code(r#"{"type":"offer"}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"type":"answer","sdp":{}}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"type":"ice"}"#), ErrorCode::BadMessage);

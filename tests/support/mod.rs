@@ -1,0 +1,261 @@
+//! Helpers for the contract tests: the real services on port 0, and real WebSocket clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use shared::lifecycle::Lifecycle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The ticket secret every test stack uses.
+pub const SECRET: &str = "test-ticket-secret-test-ticket-secret";
+/// How long a test waits for an expected message before failing.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+/// How long a test listens to conclude that nothing comes.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// A matchmaker and a signaler, in this process, on free ports.
+pub struct Stack {
+    pub matchmaker: SocketAddr,
+    pub signaler: SocketAddr,
+    pub lifecycle: Lifecycle,
+    tasks: Vec<JoinHandle<Result<bool, shared::Error>>>,
+}
+
+/// Default configurations with the test secret.
+pub fn configs() -> (matchmaker::Config, signaler::Config) {
+    let mut mm = matchmaker::Config::default();
+    mm.common.ticket_secret = Some(SECRET.into());
+    let mut sig = signaler::Config::default();
+    sig.common.ticket_secret = Some(SECRET.into());
+    (mm, sig)
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let (mm, sig) = configs();
+        Stack::start_with(mm, sig).await
+    }
+
+    /// Starts both services; the matchmaker's signaling URL points at this signaler unless the
+    /// configuration keeps its `{host}` template on purpose.
+    pub async fn start_with(mut mm: matchmaker::Config, sig: signaler::Config) -> Stack {
+        let lifecycle = Lifecycle::new();
+        let sig_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mm_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let signaler = sig_listener.local_addr().unwrap();
+        let matchmaker = mm_listener.local_addr().unwrap();
+        mm.signaling_url = mm.signaling_url.replace(":8081", &format!(":{}", signaler.port()));
+        let tasks = vec![
+            tokio::spawn(signaler::serve(sig, sig_listener, lifecycle.clone())),
+            tokio::spawn(matchmaker::serve(mm, mm_listener, lifecycle.clone())),
+        ];
+        Stack { matchmaker, signaler, lifecycle, tasks }
+    }
+
+    pub fn mm_url(&self) -> String {
+        format!("ws://{}/ws", self.matchmaker)
+    }
+
+    pub fn sig_url(&self) -> String {
+        format!("ws://{}/ws", self.signaler)
+    }
+
+    /// Begins shutdown and returns whether both services drained within their grace period.
+    pub async fn shutdown(self) -> bool {
+        self.lifecycle.begin_shutdown();
+        let mut all = true;
+        for task in self.tasks {
+            all &= task.await.unwrap().unwrap();
+        }
+        all
+    }
+}
+
+/// A WebSocket client speaking JSON.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        Client { ws }
+    }
+
+    pub async fn connect_with_origin(
+        url: &str,
+        origin: Option<&str>,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client { ws })
+    }
+
+    /// Connects to the matchmaker and reads `ready`; returns the client and its id.
+    pub async fn matchmaker(stack: &Stack) -> (Client, String) {
+        let mut client = Client::connect(&stack.mm_url()).await;
+        let ready = client.recv_type("ready").await;
+        (client, ready["clientId"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn signaler(stack: &Stack) -> Client {
+        Client::connect(&stack.sig_url()).await
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.expect("send");
+    }
+
+    /// The next JSON message (pings and pongs skipped).
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("socket ended")
+                .expect("socket error");
+            match frame {
+                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("server sent invalid JSON"),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next message, which must have this `type`.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        let message = self.recv().await;
+        assert_eq!(message["type"], kind, "unexpected message: {message}");
+        message
+    }
+
+    /// The next message, which must be an error with this code.
+    pub async fn recv_error(&mut self, code: &str) -> Value {
+        let message = self.recv_type("error").await;
+        assert_eq!(message["code"], code, "unexpected error: {message}");
+        assert!(message["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {message}");
+        message
+    }
+
+    /// Asserts that no message arrives for a while.
+    pub async fn expect_silence(&mut self) {
+        let deadline = tokio::time::Instant::now() + QUIET;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(other) => panic!("expected silence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Waits for the server to close the socket and returns the close frame.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("timed out waiting for close");
+            match frame {
+                Some(Ok(Message::Close(frame))) => return frame,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Checks the socket still answers.
+    pub async fn assert_open(&mut self) {
+        self.send(json!({"type":"ping"})).await;
+        self.recv_type("pong").await;
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// Two matchmaker clients paired with each other: (initiator, its `matched`, responder, its `matched`).
+pub struct Pair {
+    pub a: Client,
+    pub a_id: String,
+    pub a_matched: Value,
+    pub b: Client,
+    pub b_id: String,
+    pub b_matched: Value,
+}
+
+pub async fn pair(stack: &Stack) -> Pair {
+    let (mut a, a_id) = Client::matchmaker(stack).await;
+    let (mut b, b_id) = Client::matchmaker(stack).await;
+    a.send(json!({"type":"available"})).await;
+    a.recv_type("queued").await;
+    b.send(json!({"type":"available"})).await;
+    b.recv_type("queued").await;
+    let a_matched = a.recv_type("matched").await;
+    let b_matched = b.recv_type("matched").await;
+    Pair { a, a_id, a_matched, b, b_id, b_matched }
+}
+
+/// Both partners of a fresh match, joined on the signaler: (first, first's id, second, second's id).
+pub async fn joined_room(stack: &Stack) -> (Client, String, Client, String, String) {
+    let p = pair(stack).await;
+    let room = p.a_matched["roomId"].as_str().unwrap().to_owned();
+    let mut a = Client::signaler(stack).await;
+    a.send(join(&p.a_matched)).await;
+    a.recv_type("joined").await;
+    let mut b = Client::signaler(stack).await;
+    b.send(join(&p.b_matched)).await;
+    b.recv_type("joined").await;
+    a.recv_type("peer-joined").await;
+    (a, p.a_id, b, p.b_id, room)
+}
+
+/// The `join` message for a `matched` message.
+pub fn join(matched: &Value) -> Value {
+    json!({"type":"join","roomId":matched["roomId"],"ticket":matched["ticket"]})
+}
+
+/// A plain HTTP/1.1 GET: (status, headers text, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// A ticket signed with the test secret for any room and peer, valid from `iat` to `exp`.
+pub fn forge_ticket(room: &str, peer: &str, iat: u64, exp: u64, secret: &str) -> String {
+    let claims = json!({"sub": peer, "room": room, "aud": "signaler", "iat": iat, "nbf": iat, "exp": exp});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+pub fn now() -> u64 {
+    shared::ticket::unix_now()
+}
