@@ -87,7 +87,7 @@ export class StrangerClient extends EventTarget {
     this.attempt = 0; // reconnect attempts since the last `ready`
     this.reconnectTimer = null;
     this.keepaliveTimer = null;
-    this.lastHeard = 0;
+    this.awaitingPong = false;
     this.match = null; // current Match, see #newMatch
     this.gen = 0; // match generation counter
   }
@@ -196,7 +196,7 @@ export class StrangerClient extends EventTarget {
     this.mmReady = false;
     ws.onmessage = (ev) => {
       if (this.mm !== ws) return;
-      this.lastHeard = Date.now();
+      this.awaitingPong = false; // any message shows the socket is alive
       const msg = parseJson(ev.data);
       if (msg && typeof msg.type === 'string') this.#onMatchmaker(msg);
     };
@@ -247,16 +247,19 @@ export class StrangerClient extends EventTarget {
     }, delay);
   }
 
+  // An app-level ping each period; a ping still unanswered a period later means
+  // the socket is dead without knowing it. (Counting ticks rather than elapsed
+  // time keeps this right when a background tab's timers are throttled.)
   #startKeepalive(ws) {
     clearInterval(this.keepaliveTimer);
-    this.lastHeard = Date.now();
+    this.awaitingPong = false;
     this.keepaliveTimer = setInterval(() => {
       if (this.mm !== ws) return;
-      // Nothing heard for more than two periods: the socket is dead without knowing it.
-      if (Date.now() - this.lastHeard > 2.5 * this.opts.keepaliveMs) {
+      if (this.awaitingPong) {
         this.#onMatchmakerLost();
         return;
       }
+      this.awaitingPong = true;
       this.#mmSend({ type: 'ping' });
     }, this.opts.keepaliveMs);
   }
@@ -289,8 +292,12 @@ export class StrangerClient extends EventTarget {
         this.#onPartnerLeft(msg.roomId);
         break;
       case 'left':
-        // Out of the queue and any room (answer to our `leave`).
-        if (this.match) this.#endMatch();
+        // Out of the queue and any room (answer to our `leave`). A match that
+        // crossed our leave is void; a later `available` brings `queued`.
+        if (this.match) {
+          this.#endMatch();
+          if (this.wantSearch) this.#setState(State.SEARCHING, 'queued');
+        }
         break;
       case 'pong':
       case 'authenticated':
