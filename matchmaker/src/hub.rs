@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
 use serde_json::value::RawValue;
 use shared::error::Rejected;
 use shared::protocol::matchmaker::ServerMessage;
 use shared::ticket::Tickets;
 use shared::ws::Outbox;
 use shared::ErrorCode;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::queue::{ClientId, Event, Matchmaking};
 
@@ -39,6 +40,19 @@ pub enum Command {
     Leave(ClientId),
     /// The socket is gone.
     Disconnect(ClientId),
+    /// `GET /api/stats`: the figures of the whole service.
+    Stats(oneshot::Sender<Stats>),
+}
+
+/// What `GET /api/stats` answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Connected clients.
+    pub online: i64,
+    /// Clients waiting for a partner.
+    pub waiting: i64,
+    /// Open rooms (matched pairs).
+    pub rooms: i64,
 }
 
 /// The figures `/api/stats` and `/metrics` report, kept current by the hub.
@@ -61,10 +75,22 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A handle that sends to `tx`.
+    pub fn new(tx: mpsc::Sender<Command>) -> Self {
+        Hub { tx }
+    }
+
     /// Sends a command, waiting if the hub is behind.
     pub async fn send(&self, command: Command) {
         // The hub outlives every connection; a send can only fail during teardown.
         let _ = self.tx.send(command).await;
+    }
+
+    /// The current figures.
+    pub async fn stats(&self) -> Stats {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx)).await;
+        rx.await.unwrap_or_default()
     }
 }
 
@@ -85,7 +111,7 @@ pub fn spawn(tickets: Tickets, ice_servers: Box<RawValue>, requeue_on_partner_le
         events: Vec::new(),
     };
     tokio::spawn(state.run(rx));
-    Hub { tx }
+    Hub::new(tx)
 }
 
 struct State {
@@ -120,6 +146,13 @@ impl State {
             Command::Disconnect(id) => {
                 self.clients.remove(&id);
                 self.queue.disconnect(id, &mut events);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(Stats {
+                    online: self.clients.len() as i64,
+                    waiting: self.queue.waiting() as i64,
+                    rooms: self.queue.rooms() as i64,
+                });
             }
         }
         for event in events.drain(..) {

@@ -3,7 +3,8 @@
 //!
 //! Layout:
 //! - [`queue`]: the pairing rules as plain data (FIFO queue, pairs, next/leave/requeue).
-//! - [`hub`]: the task that owns the queue and sends the resulting messages.
+//! - [`hub`]: the task that owns the queue and sends the resulting messages (in memory).
+//! - [`cluster`]: the same commands on a queue shared through Redis (`REDIS_URL`).
 //! - [`session`]: one socket: decode, check auth, forward to the hub.
 //! - [`auth`]: the optional `auth` step.
 //! - [`routes`], [`assets`]: `/api/stats`, the embedded chat page, and the shared operational routes.
@@ -12,6 +13,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod hub;
 pub mod queue;
@@ -49,12 +51,23 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("rooms", "Open rooms (matched pairs)", figures.rooms.clone());
     metrics.register("matches", "Pairs made", figures.matches.clone());
     let metrics = Arc::new(metrics);
-    let hub = hub::spawn(tickets, config.ice_servers.clone(), config.requeue_on_partner_leave, figures.clone());
-    let service =
-        Matchmaker { hub, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())), config: config.clone() };
+    let (ice, requeue) = (config.ice_servers.clone(), config.requeue_on_partner_leave);
+    let link = match &config.common.redis_url {
+        Some(url) => Some(shared::redis::RedisLink::connect(url, cluster::NAMESPACE).await?),
+        None => None,
+    };
+    let hub = match &link {
+        Some(link) => cluster::spawn(link.clone(), &lifecycle, tickets, ice, requeue, figures.clone()),
+        None => hub::spawn(tickets, ice, requeue, figures.clone()),
+    };
+    let service = Matchmaker {
+        hub: hub.clone(),
+        auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
+        config: config.clone(),
+    };
     let server = Server {
         service: Arc::new(service),
-        routes: routes::all(lifecycle.clone(), metrics.clone(), figures),
+        routes: routes::all(lifecycle.clone(), metrics.clone(), hub.clone()),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits {
             max_message_bytes: config.common.max_message_bytes,
@@ -65,7 +78,11 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         metrics,
     };
     server.run(listener).await;
-    Ok(lifecycle.wait(config.common.shutdown_grace).await)
+    let drained = lifecycle.wait(config.common.shutdown_grace).await;
+    if let Some(link) = link {
+        link.unregister().await;
+    }
+    Ok(drained)
 }
 
 /// The socket side of the matchmaker.

@@ -64,7 +64,7 @@ pub struct Common {
     pub ping_interval: Duration,
     /// `OUTBOX_CAPACITY`: per-socket send queue, in messages.
     pub outbox_capacity: usize,
-    /// `REDIS_URL`: the scale-out backend (not part of this build; refused when set).
+    /// `REDIS_URL`: when set, queue and rooms live in this Redis, shared by every instance.
     pub redis_url: Option<String>,
 }
 
@@ -101,12 +101,7 @@ impl Common {
             warn_if_weak("ROOM_TICKET_SECRET", secret);
         }
         if let Some(url) = &raw.redis_url {
-            if !url.trim().is_empty() {
-                return Err(config_error(
-                    "REDIS_URL",
-                    "the Redis backend is not part of this build; unset it to run in memory",
-                ));
-            }
+            crate::redis::check_url(url)?;
         }
         Ok(Common {
             host,
@@ -132,7 +127,7 @@ impl Common {
                 // Room for the held messages a joining peer receives at once, and then some.
                 80..=65_536,
             )?,
-            redis_url: None,
+            redis_url: raw.redis_url,
         })
     }
 
@@ -242,7 +237,7 @@ mod tests {
         assert!(error(&[("SHUTDOWN_GRACE_SECS", "-1")]).contains("SHUTDOWN_GRACE_SECS"));
         assert!(error(&[("ALLOWED_ORIGIN", "example.com")]).contains("ALLOWED_ORIGIN"));
         assert!(error(&[("HOST", "everywhere")]).contains("HOST"));
-        assert!(error(&[("REDIS_URL", "redis://127.0.0.1")]).contains("REDIS_URL"));
+        assert!(error(&[("REDIS_URL", "postgres://127.0.0.1")]).contains("REDIS_URL"));
     }
 
     #[test]

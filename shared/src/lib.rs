@@ -10,6 +10,7 @@
 //! - [`routes`]: `/healthz`, `/readyz`, `/metrics` and the rejection handler.
 //! - [`metrics`]: a per-instance Prometheus registry with the metrics every service has.
 //! - [`lifecycle`]: shutdown signal, readiness flag and task tracking.
+//! - [`redis`]: the Redis link for scale-out (commands, inbox, heartbeat).
 //! - [`process`]: what a service binary does around its `serve` (logs, file limit, signals, exit code).
 //! - [`telemetry`]: structured logs.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod origin;
 pub mod process;
 pub mod protocol;
+pub mod redis;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

@@ -30,13 +30,27 @@ pub struct Stack {
     tasks: Vec<JoinHandle<Result<bool, shared::Error>>>,
 }
 
-/// Default configurations with the test secret.
+/// Default configurations with the test secret. With `TEST_REDIS_URL` set (a Redis started by
+/// `test.sh` with many databases), both services use Redis, each stack its own database.
 pub fn configs() -> (matchmaker::Config, signaler::Config) {
+    let redis_url = redis_database();
     let mut mm = matchmaker::Config::default();
     mm.common.ticket_secret = Some(SECRET.into());
+    mm.common.redis_url = redis_url.clone();
     let mut sig = signaler::Config::default();
     sig.common.ticket_secret = Some(SECRET.into());
+    sig.common.redis_url = redis_url;
     (mm, sig)
+}
+
+/// A Redis database of its own for each stack of this test process, under `TEST_REDIS_URL`.
+pub fn redis_database() -> Option<String> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("TEST_REDIS_URL").ok().filter(|url| !url.is_empty())?;
+    // Each test binary is its own process: spread them by process id, then count within.
+    let slot = (std::process::id() % 64) * 64 + NEXT.fetch_add(1, Ordering::Relaxed) % 64;
+    Some(format!("{}/{slot}", base.trim_end_matches('/')))
 }
 
 impl Stack {
