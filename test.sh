@@ -1,18 +1,48 @@
 #!/usr/bin/env bash
-# Runs every test of the project: unit, property and contract tests (cargo test), then the
-# browser end-to-end tests in headless Chromium. Installs what the tests need when missing
-# (Chromium from Debian's packages, the Node test packages). Ends with one summary line.
+# Runs every test of the project and ends with one summary line:
+#   1. cargo test: unit, property and contract tests over real sockets, and the cluster tests
+#      (real redis-server, several service processes);
+#   2. the contract tests again with both services on Redis;
+#   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
+# Installs what the tests need when missing: redis-server and Chromium (Debian packages) and the
+# Node test packages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+redis_dir=$(mktemp -d)
+redis_pid=""
+cleanup() {
+  [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null || true
+  rm -rf "$log" "$redis_dir"
+}
+trap cleanup EXIT
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "cargo test (unit, property and contract tests over real sockets)"
-cargo test --workspace --all-targets 2>&1 | tee -a "$log"
-cargo test --workspace --doc 2>&1 | tee -a "$log"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+if ((${#missing[@]})); then
+  step "installing ${missing[*]} (Debian packages)"
+  sudo=""
+  [[ "$(id -u)" -ne 0 ]] && sudo="sudo"
+  $sudo apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+step "cargo test (unit, property, contract and cluster tests)"
+cargo test --workspace 2>&1 | tee -a "$log"
+
+step "contract tests with both services on Redis"
+port=6400
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+redis-server --port "$port" --bind 127.0.0.1 --databases 4096 --save "" --appendonly no \
+  --dir "$redis_dir" >"$redis_dir/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p strangers \
+  --test matchmaker_contract --test signaler_contract --test transport --test auth --test shutdown 2>&1 | tee -a "$log"
 
 step "release build for the browser tests"
 cargo build --release --bin strangers
@@ -23,9 +53,6 @@ tests/browser/run.sh 2>&1 | tee -a "$log"
 
 # One closing line over every runner: cargo's "test result" lines and node's TAP summary.
 count() { grep -E '^test result:' "$log" | sed -E "s/.* ([0-9]+) $1.*/\\1/" | awk '{s+=$1} END {print s+0}'; }
-passed=$(count passed)
-failed=$(count failed)
-node_pass=$(grep -E '^# pass [0-9]+' "$log" | awk '{s+=$3} END {print s+0}')
-node_fail=$(grep -E '^# fail [0-9]+' "$log" | awk '{s+=$3} END {print s+0}')
+node_count() { grep -E "^# $1 [0-9]+" "$log" | awk '{s+=$3} END {print s+0}'; }
 echo
-echo "total: $((passed + node_pass)) passed, $((failed + node_fail)) failed"
+echo "total: $(($(count passed) + $(node_count pass))) passed, $(($(count failed) + $(node_count fail))) failed"

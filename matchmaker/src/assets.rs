@@ -1,9 +1,25 @@
 //! The chat page (`web/`), embedded in the binary so it is served wherever the binary runs.
 //! Debug builds read the files from disk, so page edits show up without a rebuild.
+//!
+//! Every response of the matchmaker also carries security headers ([`with_security_headers`]):
+//! a Content-Security-Policy that lets the page load only its own files and open sockets only to
+//! this matchmaker and the configured signaler, with no inline script and no framing.
+
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use rust_embed::RustEmbed;
-use warp::http::{header, HeaderValue, StatusCode};
+use warp::http::{header, HeaderMap, HeaderValue, StatusCode};
 use warp::{Filter, Rejection, Reply};
+
+use crate::config::Config;
+
+/// What the page may load besides sockets: its own scripts, styles and images, nothing inline,
+/// no plugins, no `<base>`, and it may not be framed.
+const CSP_BASE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The browser features the page may use: camera and microphone for its own video chat only.
+const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=()";
 
 #[derive(RustEmbed)]
 #[folder = "../web/"]
@@ -47,4 +63,128 @@ fn serve(path: &str, if_none_match: Option<&str>) -> Option<warp::reply::Respons
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Adds the security headers to every response of `routes`: Content-Security-Policy,
+/// `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`,
+/// `Cross-Origin-Opener-Policy` and `Permissions-Policy`.
+///
+/// `connect-src` allows the page's own origin and the WebSocket origin of `SIGNALING_URL` as
+/// this request's client will receive it (with `{host}` replaced by the request's host name).
+pub fn with_security_headers<F, R>(
+    routes: F,
+    config: &Config,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone + Send + Sync + 'static
+where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply,
+{
+    let config = Arc::new(config.clone());
+    warp::header::headers_cloned().and(routes).map(move |request: HeaderMap, reply: R| {
+        let host = request.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| is_host(h));
+        let mut response = reply.into_response();
+        let headers = response.headers_mut();
+        if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&config, host)) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        }
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+        headers.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS_POLICY));
+        response
+    })
+}
+
+/// The Content-Security-Policy for a request that reached us as `host` (a checked `Host` value).
+pub fn content_security_policy(config: &Config, host: Option<&str>) -> String {
+    let mut sources = vec!["'self'".to_owned()];
+    if let Some(host) = host {
+        // `'self'` covers ws(s): of the page's own origin only in newer browsers; say it outright.
+        sources.push(format!("ws://{host}"));
+        sources.push(format!("wss://{host}"));
+    }
+    // With `{host}` in SIGNALING_URL the signaler's origin depends on the request: without a
+    // usable Host header the page gets no signaler origin rather than a guessed one.
+    if host.is_some() || !config.signaling_url.contains("{host}") {
+        if let Some(origin) = websocket_origin(&config.signaling_url_for(host)) {
+            if !sources.contains(&origin) {
+                sources.push(origin);
+            }
+        }
+    }
+    format!("{CSP_BASE}; connect-src {}", sources.join(" "))
+}
+
+/// `ws://host:port` of a `ws://` or `wss://` URL, or `None` if it is not one we can put in a
+/// policy as is.
+fn websocket_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "ws" && scheme != "wss" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?.to_ascii_lowercase();
+    is_host(&authority).then(|| format!("{scheme}://{authority}"))
+}
+
+/// Whether `text` is a plain `host[:port]` (names, IPv4, bracketed IPv6), safe to copy into a
+/// header: a hostile `Host` header cannot add directives to the policy.
+fn is_host(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(signaling_url: &str) -> Config {
+        Config { signaling_url: signaling_url.to_owned(), ..Config::default() }
+    }
+
+    fn connect_src(csp: &str) -> Vec<&str> {
+        let directive = csp.split(';').map(str::trim).find(|d| d.starts_with("connect-src")).unwrap();
+        directive.split_whitespace().skip(1).collect()
+    }
+
+    #[test]
+    fn connect_src_allows_this_host_and_the_signaler_of_the_template() {
+        let csp = content_security_policy(&config("ws://{host}:8081/ws"), Some("chat.example.com:8080"));
+        assert_eq!(
+            connect_src(&csp),
+            ["'self'", "ws://chat.example.com:8080", "wss://chat.example.com:8080", "ws://chat.example.com:8081"]
+        );
+    }
+
+    #[test]
+    fn connect_src_allows_a_fixed_signaler_origin_without_its_path() {
+        let csp = content_security_policy(&config("wss://Signal.Example.com/ws?x=1"), None);
+        assert_eq!(connect_src(&csp), ["'self'", "wss://signal.example.com"]);
+    }
+
+    #[test]
+    fn a_template_without_a_usable_host_allows_only_self() {
+        assert_eq!(connect_src(&content_security_policy(&config("ws://{host}:8081/ws"), None)), ["'self'"]);
+    }
+
+    #[test]
+    fn a_hostile_host_header_cannot_add_directives() {
+        assert!(!is_host("evil.example; script-src *"));
+        assert!(!is_host("a b"));
+        assert!(is_host("[::1]:8080"));
+        assert_eq!(websocket_origin("ws://x y/ws"), None);
+        assert_eq!(websocket_origin("http://example.com"), None);
+    }
+
+    #[test]
+    fn the_policy_forbids_inline_script_and_framing() {
+        let csp = content_security_policy(&Config::default(), Some("localhost:8080"));
+        assert!(csp.contains("script-src 'self';"));
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(csp.starts_with("default-src 'none'"));
+    }
 }

@@ -52,6 +52,13 @@ impl Default for Config {
     }
 }
 
+/// Every environment variable the matchmaker reads.
+pub fn variables() -> Vec<String> {
+    let mut names = shared::config::common_variables();
+    names.extend(shared::config::variables_of::<Vars>());
+    names
+}
+
 impl Config {
     /// Reads the matchmaker's settings from (name, value) pairs.
     ///

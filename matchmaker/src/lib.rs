@@ -23,6 +23,7 @@ pub mod session;
 use std::sync::Arc;
 
 use shared::lifecycle::Lifecycle;
+use shared::limits::{ConnectionGate, Limits};
 use shared::metrics::Metrics;
 use shared::server::{Server, SocketRequest, SocketService};
 use shared::ticket::Tickets;
@@ -38,10 +39,24 @@ use shared::protocol::matchmaker::ServerMessage;
 
 /// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
 /// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
+/// No abuse limits apply ([`Limits::unlimited`]); the binaries use [`serve_with_limits`].
 ///
 /// # Errors
 /// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
 pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
+    serve_with_limits(config, Limits::unlimited(), listener, lifecycle).await
+}
+
+/// [`serve`] with abuse limits: message rate, `next` rate, connections per IP and instance.
+///
+/// # Errors
+/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
+pub async fn serve_with_limits(
+    config: Config,
+    limits: Limits,
+    listener: TcpListener,
+    lifecycle: Lifecycle,
+) -> Result<bool, shared::Error> {
     let secret = config.common.require_ticket_secret()?;
     let tickets = Tickets::new(secret.as_bytes(), config.common.ticket_ttl);
     let figures = Figures::default();
@@ -50,6 +65,8 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("queue_length", "Clients waiting to be paired", figures.waiting.clone());
     metrics.register("rooms", "Open rooms (matched pairs)", figures.rooms.clone());
     metrics.register("matches", "Pairs made", figures.matches.clone());
+    let gate = ConnectionGate::new(&limits);
+    gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
     let (ice, requeue) = (config.ice_servers.clone(), config.requeue_on_partner_leave);
     let link = match &config.common.redis_url {
@@ -64,16 +81,14 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         hub: hub.clone(),
         auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
         config: config.clone(),
+        next_per_minute: limits.next_per_minute,
     };
     let server = Server {
         service: Arc::new(service),
-        routes: routes::all(lifecycle.clone(), metrics.clone(), hub.clone()),
+        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), hub.clone()), &config),
         origins: config.common.allowed_origins.clone(),
-        limits: SocketLimits {
-            max_message_bytes: config.common.max_message_bytes,
-            ping_interval: config.common.ping_interval,
-            outbox_capacity: config.common.outbox_capacity,
-        },
+        limits: SocketLimits::new(&config.common, &limits),
+        gate,
         lifecycle: lifecycle.clone(),
         metrics,
     };
@@ -90,6 +105,8 @@ struct Matchmaker {
     hub: Hub,
     auth: Arc<Auth>,
     config: Config,
+    /// `NEXT_PER_MINUTE`.
+    next_per_minute: u32,
 }
 
 impl SocketService for Matchmaker {
@@ -101,6 +118,6 @@ impl SocketService for Matchmaker {
         let signaling_url = self.config.signaling_url_for(request.host.as_deref()).into();
         outbox.send(&ServerMessage::Ready { client_id: id });
         self.hub.send(Command::Connect { id, outbox: outbox.clone(), signaling_url }).await;
-        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone())
+        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone(), self.next_per_minute)
     }
 }

@@ -6,12 +6,16 @@ use matchmaker::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(code) = shared::healthcheck::run_if_asked(matchmaker::config::DEFAULT_PORT) {
+        return code;
+    }
     shared::process::run("matchmaker", |vars, lifecycle| async move {
+        let limits = shared::limits::Limits::from_vars(vars.clone())?;
         let config = Config::from_vars(vars)?;
         config.common.require_ticket_secret()?;
         let listener = shared::process::bind(config.common.host, config.port(), "PORT").await?;
         tracing::info!(address = %listener.local_addr()?, "matchmaker listening");
-        matchmaker::serve(config, listener, lifecycle).await
+        matchmaker::serve_with_limits(config, limits, listener, lifecycle).await
     })
     .await
 }

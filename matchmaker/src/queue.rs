@@ -230,7 +230,7 @@ mod tests {
         mm.available(c[0], &mut out);
         mm.available(c[1], &mut out);
         mm.available(c[2], &mut out);
-        let room = match out[3] {
+        let room = match out[2] {
             Event::Matched { room, .. } => room,
             ref e => panic!("{e:?}"),
         };

@@ -1,8 +1,10 @@
 //! One matchmaker socket: decode, check, and hand the decision to the hub.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use shared::error::Rejected;
+use shared::limits::TokenBucket;
 use shared::protocol::matchmaker::{ClientMessage, ServerMessage};
 use shared::protocol::CommonMessage;
 use shared::ws::{Outbox, Session};
@@ -20,12 +22,29 @@ pub struct ClientSession {
     auth: Arc<Auth>,
     /// The user id from a successful `auth`, if any.
     user_id: Option<String>,
+    /// `next` and `available` presses left (`NEXT_PER_MINUTE`).
+    presses: TokenBucket,
+    next_per_minute: u32,
 }
 
 impl ClientSession {
-    /// A session for a socket that was just registered with the hub.
-    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>) -> Self {
-        ClientSession { id, outbox, hub, auth, user_id: None }
+    /// A session for a socket that was just registered with the hub; it may ask to be paired
+    /// (`next` or `available`) `next_per_minute` times a minute.
+    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>, next_per_minute: u32) -> Self {
+        let presses = TokenBucket::new(next_per_minute, f64::from(next_per_minute) / 60.0, Instant::now());
+        ClientSession { id, outbox, hub, auth, user_id: None, presses, next_per_minute }
+    }
+
+    /// Forwards `available` or `next` to the hub if a press is left; else `rate-limited`.
+    async fn ask_to_pair(&mut self, command: Command) {
+        if self.presses.take(Instant::now()) {
+            self.hub.send(command).await;
+        } else {
+            self.outbox.reject(&Rejected::new(
+                ErrorCode::RateLimited,
+                format!("over {} next/available per minute; wait a moment and press again", self.next_per_minute),
+            ));
+        }
     }
 }
 
@@ -50,8 +69,8 @@ impl Session for ClientSession {
             ClientMessage::Available | ClientMessage::Next if self.auth.is_required() && self.user_id.is_none() => {
                 self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));
             }
-            ClientMessage::Available => self.hub.send(Command::Available(self.id)).await,
-            ClientMessage::Next => self.hub.send(Command::Next(self.id)).await,
+            ClientMessage::Available => self.ask_to_pair(Command::Available(self.id)).await,
+            ClientMessage::Next => self.ask_to_pair(Command::Next(self.id)).await,
             ClientMessage::Leave => self.hub.send(Command::Leave(self.id)).await,
         }
     }

@@ -147,6 +147,42 @@ impl Common {
     }
 }
 
+/// The environment variables a settings struct reads: its field names, upper-cased, as serde
+/// (and so envy) sees them. Lets tests and docs check the list against the code.
+pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
+    use serde::de::{self, Visitor};
+    struct Probe(&'static [&'static str]);
+    impl<'de> de::Deserializer<'de> for &mut Probe {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("only structs are probed"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("probed"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+            unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut probe = Probe(&[]);
+    let _ = T::deserialize(&mut probe);
+    probe.0.iter().map(|field| field.to_ascii_uppercase()).collect()
+}
+
+/// Every variable the common settings read, plus `RUST_LOG` (read by the log filter).
+pub fn common_variables() -> Vec<String> {
+    let mut names = variables_of::<CommonVars>();
+    names.push("RUST_LOG".to_owned());
+    names
+}
+
 /// Deserialises variables with envy, turning its errors into one that names the variable.
 ///
 /// # Errors
@@ -238,6 +274,14 @@ mod tests {
         assert!(error(&[("ALLOWED_ORIGIN", "example.com")]).contains("ALLOWED_ORIGIN"));
         assert!(error(&[("HOST", "everywhere")]).contains("HOST"));
         assert!(error(&[("REDIS_URL", "postgres://127.0.0.1")]).contains("REDIS_URL"));
+    }
+
+    #[test]
+    fn the_variable_list_comes_from_the_settings_struct() {
+        let names = common_variables();
+        for name in ["PORT", "HOST", "ROOM_TICKET_SECRET", "REDIS_URL", "MAX_MESSAGE_BYTES", "RUST_LOG"] {
+            assert!(names.contains(&name.to_owned()), "{name} missing from {names:?}");
+        }
     }
 
     #[test]

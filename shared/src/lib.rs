@@ -5,19 +5,24 @@
 //! - [`ticket`]: room tickets, signed by the matchmaker and verified by the signaler.
 //! - [`origin`]: the `ALLOWED_ORIGIN` check on WebSocket upgrades.
 //! - [`config`]: settings both services read from the environment, validated at start-up.
+//! - [`limits`]: abuse limits (message rate, `next` rate, connections per IP and instance) and
+//!   the client IP behind trusted proxies.
 //! - [`ws`]: one socket's life: a bounded outbox, keepalive, size limit, close codes.
 //! - [`server`]: the accept loop that hands `/ws` upgrades to a service and the rest to warp.
 //! - [`routes`]: `/healthz`, `/readyz`, `/metrics` and the rejection handler.
 //! - [`metrics`]: a per-instance Prometheus registry with the metrics every service has.
 //! - [`lifecycle`]: shutdown signal, readiness flag and task tracking.
 //! - [`redis`]: the Redis link for scale-out (commands, inbox, heartbeat).
+//! - [`healthcheck`]: the `healthcheck` subcommand container images probe with.
 //! - [`process`]: what a service binary does around its `serve` (logs, file limit, signals, exit code).
 //! - [`telemetry`]: structured logs.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
+pub mod healthcheck;
 pub mod lifecycle;
+pub mod limits;
 pub mod metrics;
 pub mod origin;
 pub mod process;

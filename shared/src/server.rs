@@ -3,17 +3,18 @@
 //!
 //! The upgrade is done here rather than by warp's `ws()` filter so that the socket's buffers are
 //! ours to size (warp's default read buffer alone costs 128 KiB per idle socket) and the origin
-//! check runs before any socket exists.
+//! check and the connection limits run before any socket exists.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -23,21 +24,27 @@ use tracing::Instrument;
 use warp::{Filter, Reply};
 
 use crate::lifecycle::Lifecycle;
+use crate::limits::{ConnectionGate, ConnectionSlot, Refusal};
 use crate::metrics::Metrics;
 use crate::origin::AllowedOrigins;
 use crate::ws::{self, Outbox, Session, SocketLimits};
 
 /// The path that upgrades to a WebSocket on both services.
 pub const WS_PATH: &str = "/ws";
+/// How long a client may take to send a request's headers (or the next request on a kept-alive
+/// connection) before the connection is closed, so that half-open requests cannot pile up.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a service knows about a socket being opened.
 #[derive(Debug, Clone)]
 pub struct SocketRequest {
     /// The TCP peer.
     pub peer: SocketAddr,
+    /// The client: the TCP peer, or the address a trusted proxy named in `X-Forwarded-For`.
+    pub client_ip: IpAddr,
     /// The `Host` header the client used, when it sent one.
     pub host: Option<String>,
-    /// Whether the client reached us over TLS (through a proxy that says so).
+    /// Whether the client reached us over TLS (through a trusted proxy that says so).
     pub secure: bool,
 }
 
@@ -59,6 +66,8 @@ pub struct Server<S, F> {
     pub origins: AllowedOrigins,
     /// Per-socket limits.
     pub limits: SocketLimits,
+    /// Connections per client IP and per instance, and who may name the client IP.
+    pub gate: ConnectionGate,
     /// Shutdown and readiness.
     pub lifecycle: Lifecycle,
     /// The instance's metrics.
@@ -112,8 +121,11 @@ where
                 }
             }
         });
-        let connection =
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         tokio::pin!(connection);
         let shutdown = self.lifecycle.shutdown_token().clone();
         tokio::select! {
@@ -142,14 +154,28 @@ where
         let Some(key) = websocket_key(request.method(), headers) else {
             return plain(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade (version 13)");
         };
+        let forwarded_for = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let client_ip = self.gate.client_ip(peer.ip(), forwarded_for);
+        let slot = match self.gate.admit(client_ip) {
+            Ok(slot) => slot,
+            Err(refusal) => {
+                tracing::info!(%peer, client = %client_ip, ?refusal, "connection refused by a limit");
+                return match refusal {
+                    Refusal::InstanceFull => plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
+                    Refusal::IpFull => plain(StatusCode::TOO_MANY_REQUESTS, "too many connections from your address"),
+                };
+            }
+        };
         let accept = derive_accept_key(key.as_bytes());
         let socket_request = SocketRequest {
             peer,
+            client_ip,
             host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
-            secure: headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
+            secure: self.gate.trusts(peer.ip())
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let shared = self.clone();
@@ -159,7 +185,7 @@ where
                     let config = shared.limits.websocket_config();
                     let socket =
                         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    shared.run_socket(socket, socket_request).await;
+                    shared.run_socket(socket, socket_request, slot).await;
                 }
                 Err(err) => tracing::debug!(%err, %peer, "upgrade failed"),
             }
@@ -175,12 +201,13 @@ where
         response
     }
 
-    async fn run_socket<T>(&self, socket: WebSocketStream<T>, request: SocketRequest)
+    /// Runs one socket; its place in the gate (`_slot`) is given back when it ends.
+    async fn run_socket<T>(&self, socket: WebSocketStream<T>, request: SocketRequest, _slot: ConnectionSlot)
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
         let (outbox, inbox) = ws::outbox(&self.limits, self.lifecycle.shutdown_token(), self.metrics.errors.clone());
-        let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer);
+        let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer, client = %request.client_ip);
         self.metrics.connections.inc();
         self.metrics.connections_accepted.inc();
         async {

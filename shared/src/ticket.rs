@@ -192,6 +192,173 @@ mod tests {
         }
     }
 
+    /// A token with exactly this header and these claims, HMAC-signed with `secret` using `alg`.
+    fn forge(header: &serde_json::Value, claims: &serde_json::Value, alg: Algorithm, secret: &[u8]) -> String {
+        use base64_free::encode_url;
+        let signed =
+            format!("{}.{}", encode_url(header.to_string().as_bytes()), encode_url(claims.to_string().as_bytes()));
+        let signature = jsonwebtoken::crypto::sign(signed.as_bytes(), &EncodingKey::from_secret(secret), alg).unwrap();
+        format!("{signed}.{signature}")
+    }
+
+    /// Claims of a ticket valid now, as JSON to tamper with.
+    fn json_claims(room: Uuid) -> serde_json::Value {
+        let now = unix_now();
+        serde_json::json!({"sub": Uuid::new_v4(), "room": room, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 60})
+    }
+
+    fn refused(ticket: &str, room: Uuid) -> bool {
+        tickets().verify(ticket, &room.to_string()).is_err_and(|err| err.code == ErrorCode::BadTicket)
+    }
+
+    #[test]
+    fn the_forging_helper_makes_tickets_we_accept() {
+        // So that every refusal below is down to the one trick it tries.
+        let room = Uuid::new_v4();
+        let ticket =
+            forge(&serde_json::json!({"alg":"HS256","typ":"JWT"}), &json_claims(room), Algorithm::HS256, SECRET);
+        assert!(tickets().verify(&ticket, &room.to_string()).is_ok());
+    }
+
+    #[test]
+    fn alg_none_in_any_spelling_is_refused_even_with_a_valid_signature() {
+        let room = Uuid::new_v4();
+        for alg in ["none", "None", "NONE", "nOnE", ""] {
+            let ticket =
+                forge(&serde_json::json!({"alg": alg, "typ":"JWT"}), &json_claims(room), Algorithm::HS256, SECRET);
+            assert!(refused(&ticket, room), "alg {alg:?}");
+            let unsigned = ticket.rsplit_once('.').unwrap().0.to_owned() + ".";
+            assert!(refused(&unsigned, room), "alg {alg:?} unsigned");
+        }
+    }
+
+    #[test]
+    fn a_header_without_alg_is_refused() {
+        let room = Uuid::new_v4();
+        let ticket = forge(&serde_json::json!({"typ":"JWT"}), &json_claims(room), Algorithm::HS256, SECRET);
+        assert!(refused(&ticket, room));
+    }
+
+    #[test]
+    fn a_ticket_signed_with_another_hmac_algorithm_is_refused() {
+        let room = Uuid::new_v4();
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            let header = serde_json::to_value(Header::new(alg)).unwrap();
+            assert!(refused(&forge(&header, &json_claims(room), alg, SECRET), room), "{alg:?}");
+        }
+    }
+
+    #[test]
+    fn a_public_key_algorithm_over_an_hmac_signature_is_refused() {
+        // Key confusion: the header claims RS256/ES256/EdDSA while the signature is an HMAC.
+        let room = Uuid::new_v4();
+        for alg in ["RS256", "ES256", "PS256", "EdDSA"] {
+            let ticket = forge(&serde_json::json!({"alg": alg}), &json_claims(room), Algorithm::HS256, SECRET);
+            assert!(refused(&ticket, room), "{alg}");
+        }
+    }
+
+    #[test]
+    fn a_ticket_signed_with_a_foreign_key_is_refused() {
+        let room = Uuid::new_v4();
+        let header = serde_json::json!({"alg":"HS256"});
+        assert!(refused(
+            &forge(&header, &json_claims(room), Algorithm::HS256, b"another-secret-another-secret-xx"),
+            room
+        ));
+    }
+
+    #[test]
+    fn a_ticket_signed_with_an_empty_key_is_refused() {
+        let room = Uuid::new_v4();
+        assert!(refused(&forge(&serde_json::json!({"alg":"HS256"}), &json_claims(room), Algorithm::HS256, b""), room));
+    }
+
+    #[test]
+    fn a_key_embedded_in_the_header_is_not_trusted() {
+        // The attacker signs with its own key and offers it in `jwk`, or points at it with `jku`/`kid`.
+        let room = Uuid::new_v4();
+        let attacker = b"attacker-secret-attacker-secret!";
+        let k = base64_free::encode_url(attacker);
+        for header in [
+            serde_json::json!({"alg":"HS256","jwk":{"kty":"oct","k":k}}),
+            serde_json::json!({"alg":"HS256","jku":"https://evil.example/keys.json","kid":"evil"}),
+            serde_json::json!({"alg":"HS256","kid":"../../../../dev/null"}),
+        ] {
+            assert!(refused(&forge(&header, &json_claims(room), Algorithm::HS256, attacker), room), "{header}");
+        }
+    }
+
+    #[test]
+    fn a_token_for_another_audience_signed_with_our_secret_is_refused() {
+        // An `auth` token or any other JWT made with the same secret is not a ticket.
+        let room = Uuid::new_v4();
+        let header = serde_json::json!({"alg":"HS256"});
+        let mut claims = json_claims(room);
+        claims["aud"] = serde_json::json!("matchmaker");
+        assert!(refused(&forge(&header, &claims, Algorithm::HS256, SECRET), room));
+        claims.as_object_mut().unwrap().remove("aud");
+        assert!(refused(&forge(&header, &claims, Algorithm::HS256, SECRET), room));
+    }
+
+    #[test]
+    fn a_ticket_one_second_past_its_expiry_is_refused() {
+        // No leeway: both ends are our servers.
+        let room = Uuid::new_v4();
+        let mut claims = json_claims(room);
+        let now = unix_now();
+        claims["iat"] = (now - 61).into();
+        claims["nbf"] = (now - 61).into();
+        claims["exp"] = (now - 1).into();
+        assert!(refused(&forge(&serde_json::json!({"alg":"HS256"}), &claims, Algorithm::HS256, SECRET), room));
+    }
+
+    #[test]
+    fn a_ticket_not_yet_valid_is_refused() {
+        // Issued now but valid only from a few seconds ahead: a clock set forward elsewhere.
+        let room = Uuid::new_v4();
+        let mut claims = json_claims(room);
+        claims["nbf"] = (unix_now() + 5).into();
+        assert!(refused(&forge(&serde_json::json!({"alg":"HS256"}), &claims, Algorithm::HS256, SECRET), room));
+    }
+
+    #[test]
+    fn a_ticket_without_exp_is_refused() {
+        let room = Uuid::new_v4();
+        let mut claims = json_claims(room);
+        claims.as_object_mut().unwrap().remove("exp");
+        assert!(refused(&forge(&serde_json::json!({"alg":"HS256"}), &claims, Algorithm::HS256, SECRET), room));
+    }
+
+    #[test]
+    fn a_ticket_without_nbf_is_refused() {
+        let room = Uuid::new_v4();
+        let mut claims = json_claims(room);
+        claims.as_object_mut().unwrap().remove("nbf");
+        assert!(refused(&forge(&serde_json::json!({"alg":"HS256"}), &claims, Algorithm::HS256, SECRET), room));
+    }
+
+    #[test]
+    fn an_exp_that_is_not_a_whole_number_of_seconds_is_refused() {
+        // Strings, floats, negatives and numbers past u64 must not be read as "far in the future".
+        let room = Uuid::new_v4();
+        let far = unix_now() + 3_600;
+        for exp in [
+            serde_json::json!(far.to_string()),
+            serde_json::json!(1e30),
+            serde_json::json!(-1),
+            serde_json::json!(null),
+            serde_json::from_str::<serde_json::Value>("18446744073709551616").unwrap(),
+        ] {
+            let mut claims = json_claims(room);
+            claims["exp"] = exp.clone();
+            assert!(
+                refused(&forge(&serde_json::json!({"alg":"HS256"}), &claims, Algorithm::HS256, SECRET), room),
+                "exp {exp}"
+            );
+        }
+    }
+
     /// A few lines of base64url so the test can forge headers without another dependency.
     mod base64_free {
         pub fn encode_url(bytes: &[u8]) -> String {

@@ -6,12 +6,16 @@ use signaler::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Some(code) = shared::healthcheck::run_if_asked(signaler::DEFAULT_PORT) {
+        return code;
+    }
     shared::process::run("signaler", |vars, lifecycle| async move {
+        let limits = shared::limits::Limits::from_vars(vars.clone())?;
         let config = Config::from_vars(vars)?;
         config.common.require_ticket_secret()?;
         let listener = shared::process::bind(config.common.host, config.port(), "PORT").await?;
         tracing::info!(address = %listener.local_addr()?, "signaler listening");
-        signaler::serve(config, listener, lifecycle).await
+        signaler::serve_with_limits(config, limits, listener, lifecycle).await
     })
     .await
 }

@@ -1,4 +1,4 @@
-//! Every room of this instance, in one concurrent map. Each operation is one critical section
+//! Every room of this instance, in one concurrent map (the in-memory backend). Each operation is one critical section
 //! on the room's shard; nothing awaits while holding it.
 
 use dashmap::mapref::entry::Entry;
@@ -23,15 +23,15 @@ pub struct Figures {
 
 /// The rooms of this instance.
 #[derive(Default)]
-pub struct Rooms {
+pub struct MemoryRooms {
     map: DashMap<RoomId, Room<Outbox>>,
     figures: Figures,
 }
 
-impl Rooms {
+impl MemoryRooms {
     /// No rooms yet.
     pub fn new(figures: Figures) -> Self {
-        Rooms { map: DashMap::new(), figures }
+        MemoryRooms { map: DashMap::new(), figures }
     }
 
     /// Admits the holder of a verified ticket.

@@ -9,13 +9,13 @@ use shared::ticket::Tickets;
 use shared::ws::{Outbox, Session};
 use shared::ErrorCode;
 
+use crate::backend::Backend;
 use crate::room::{PeerId, RoomId};
-use crate::rooms::Rooms;
 
 /// A connected peer.
 pub struct PeerSession {
     outbox: Outbox,
-    rooms: Arc<Rooms>,
+    rooms: Arc<Backend>,
     tickets: Arc<Tickets>,
     /// The room and identity this connection joined as.
     joined: Option<(RoomId, PeerId)>,
@@ -23,27 +23,28 @@ pub struct PeerSession {
 
 impl PeerSession {
     /// A session that has not joined yet.
-    pub fn new(outbox: Outbox, rooms: Arc<Rooms>, tickets: Arc<Tickets>) -> Self {
+    pub fn new(outbox: Outbox, rooms: Arc<Backend>, tickets: Arc<Tickets>) -> Self {
+        rooms.opened(&outbox);
         PeerSession { outbox, rooms, tickets, joined: None }
     }
 
-    fn join(&mut self, room_id: &str, ticket: &str) -> Result<(), Rejected> {
+    async fn join(&mut self, room_id: &str, ticket: &str) -> Result<(), Rejected> {
         let admission = self.tickets.verify(ticket, room_id)?;
         let identity = (admission.room, admission.peer);
         if let Some((room, peer)) = self.joined.filter(|current| *current != identity) {
             // One room per connection: joining another leaves the current one.
-            self.rooms.leave(room, peer, self.outbox.id());
+            self.rooms.leave(room, peer, self.outbox.id()).await;
             self.joined = None;
         }
-        self.rooms.join(admission, self.outbox.clone())?;
+        self.rooms.join(admission, &self.outbox).await?;
         tracing::debug!(room = %admission.room, peer = %admission.peer, "joined");
         self.joined = Some(identity);
         Ok(())
     }
 
-    fn leave(&mut self) {
+    async fn leave(&mut self) {
         if let Some((room, peer)) = self.joined.take() {
-            self.rooms.leave(room, peer, self.outbox.id());
+            self.rooms.leave(room, peer, self.outbox.id()).await;
         }
     }
 }
@@ -52,16 +53,16 @@ impl Session for PeerSession {
     async fn on_text(&mut self, text: &str) {
         let result = match ClientMessage::decode(text) {
             Err(rejected) => Err(rejected),
-            Ok(ClientMessage::Join { room_id, ticket }) => self.join(&room_id, &ticket),
+            Ok(ClientMessage::Join { room_id, ticket }) => self.join(&room_id, &ticket).await,
             Ok(ClientMessage::Signal(envelope)) => match self.joined {
                 None => Err(Rejected::new(ErrorCode::NotJoined, "send join with your ticket first")),
                 Some((room, peer)) => {
                     let relayed = envelope.with_from(&peer.to_string());
-                    self.rooms.relay(room, peer, self.outbox.id(), relayed.into())
+                    self.rooms.relay(room, peer, self.outbox.id(), relayed).await
                 }
             },
             Ok(ClientMessage::Leave) => {
-                self.leave();
+                self.leave().await;
                 self.outbox.send(&ServerMessage::Left);
                 Ok(())
             }
@@ -76,6 +77,7 @@ impl Session for PeerSession {
     }
 
     async fn on_close(mut self) {
-        self.leave();
+        self.leave().await;
+        self.rooms.closed(self.outbox.id());
     }
 }

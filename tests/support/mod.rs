@@ -141,8 +141,13 @@ impl Client {
 
     /// The next JSON message (pings and pongs skipped).
     pub async fn recv(&mut self) -> Value {
+        self.recv_within(PATIENCE).await
+    }
+
+    /// The next JSON message, waiting at most `patience`.
+    pub async fn recv_within(&mut self, patience: Duration) -> Value {
         loop {
-            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+            let frame = tokio::time::timeout(patience, self.ws.next())
                 .await
                 .expect("timed out waiting for a message")
                 .expect("socket ended")
@@ -272,4 +277,17 @@ pub fn forge_ticket(room: &str, peer: &str, iat: u64, exp: u64, secret: &str) ->
 
 pub fn now() -> u64 {
     shared::ticket::unix_now()
+}
+
+/// Waits (up to a few seconds) until `/metrics` of `addr` contains `line`.
+pub async fn wait_for_metric(addr: SocketAddr, line: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    loop {
+        let (_, _, metrics) = http_get(addr, "/metrics").await;
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw {line:?} in\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }

@@ -1,0 +1,282 @@
+//! Several instances on one Redis behave as one service: real `redis-server`, real processes of
+//! the runner (each one matchmaker and one signaler), clients spread over them, an instance
+//! killed with SIGKILL, and Redis stopped and started again.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{http_get, join, Client};
+
+/// A `redis-server` of the test's own, on a free port, persisting to a temporary directory so a
+/// restart keeps its data (as a production Redis with an append-only file does).
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("strangers-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = Redis { port, dir, child: None };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (./test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One process of the runner: a matchmaker and a signaler instance.
+struct Instance {
+    child: Child,
+    matchmaker: SocketAddr,
+}
+
+impl Instance {
+    fn start(redis: &Redis) -> Instance {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strangers"))
+            .env_clear()
+            .env("PORT", "0")
+            .env("SIGNALER_PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("REDIS_URL", redis.url())
+            .env("ROOM_TICKET_SECRET", support::SECRET)
+            .env("RUST_LOG", "warn")
+            // This test relays hundreds of messages at once; honest browsers send far fewer.
+            .env("MESSAGE_BURST", "10000")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let matchmaker = loop {
+            let line = lines.next().expect("the runner exited").unwrap();
+            if let Some(addr) = line.strip_prefix("matchmaker listening on ") {
+                break addr.parse().unwrap();
+            }
+        };
+        // Keep draining stdout so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Instance { child, matchmaker }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.matchmaker)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no cleanup of any kind
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn connect(url: &str) -> (Client, String) {
+    let mut client = Client::connect(url).await;
+    let ready = client.recv_type("ready").await;
+    (client, ready["clientId"].as_str().unwrap().to_owned())
+}
+
+async fn stats(addr: SocketAddr) -> serde_json::Value {
+    serde_json::from_str(&http_get(addr, "/api/stats").await.2).unwrap()
+}
+
+/// Retries `available` until the service answers `queued` (it says `unavailable` meanwhile).
+async fn available_when_back(client: &mut Client) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        client.send(json!({"type":"available"})).await;
+        let reply = client.recv().await;
+        if reply["type"] == "queued" {
+            return;
+        }
+        assert_eq!(reply["code"], "unavailable", "{reply}");
+        assert!(Instant::now() < deadline, "the service did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() {
+    let redis = Redis::start();
+    let instances = [Instance::start(&redis), Instance::start(&redis)];
+    // Clients alternate between the instances, so every pair spans both.
+    let mut clients = Vec::new();
+    for i in 0..24 {
+        let (mut client, id) = connect(&instances[i % 2].url()).await;
+        client.send(json!({"type":"available"})).await;
+        client.recv_type("queued").await;
+        clients.push((client, id));
+    }
+    let mut matched = Vec::new();
+    for (client, _) in clients.iter_mut() {
+        matched.push(client.recv_type("matched").await);
+    }
+    for i in (0..24).step_by(2) {
+        assert_eq!(matched[i]["partnerId"], clients[i + 1].1.as_str(), "client {i} not paired in arrival order");
+        assert_eq!(matched[i + 1]["partnerId"], clients[i].1.as_str());
+        assert_eq!(matched[i]["roomId"], matched[i + 1]["roomId"]);
+        assert_ne!(matched[i]["initiator"], matched[i + 1]["initiator"]);
+    }
+    for (client, _) in clients.iter_mut() {
+        client.expect_silence().await;
+    }
+    let s = stats(instances[0].matchmaker).await;
+    assert_eq!(s, json!({"online":24,"waiting":0,"rooms":12}));
+
+    // Each partner signals through the signaler of its own instance.
+    let mut a = Client::connect(matched[0]["signalingUrl"].as_str().unwrap()).await;
+    let mut b = Client::connect(matched[1]["signalingUrl"].as_str().unwrap()).await;
+    assert_ne!(matched[0]["signalingUrl"], matched[1]["signalingUrl"]);
+    a.send(join(&matched[0])).await;
+    a.recv_type("joined").await;
+    a.send(json!({"type":"offer","sdp":"held across instances"})).await;
+    b.send(join(&matched[1])).await;
+    assert_eq!(b.recv_type("joined").await["peers"], json!([clients[0].1]));
+    assert_eq!(b.recv_type("offer").await["from"], clients[0].1.as_str());
+    a.recv_type("peer-joined").await;
+    for n in 0..200 {
+        a.send(json!({"type":"ice","candidate":{"n":n}})).await;
+    }
+    for n in 0..200 {
+        let got = b.recv().await;
+        assert_eq!(got["candidate"]["n"], n, "{got}");
+    }
+    b.send(json!({"type":"answer","sdp":"back"})).await;
+    assert_eq!(a.recv_type("answer").await["from"], clients[1].1.as_str());
+
+    // Same ticket on the other instance's signaler replaces the first connection.
+    let other_url = matched[1]["signalingUrl"].as_str().unwrap();
+    let mut a2 = Client::connect(other_url).await;
+    a2.send(join(&matched[0])).await;
+    a2.recv_type("joined").await;
+    assert_eq!(u16::from(a.expect_close().await.expect("close frame").code), 4000);
+    b.recv_type("peer-joined").await;
+    b.send(json!({"type":"offer","sdp":"to the new one"})).await;
+    assert_eq!(a2.recv_type("offer").await["sdp"], "to the new one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
+    let redis = Redis::start();
+    let mut instances = [Instance::start(&redis), Instance::start(&redis)];
+    // A pair across the instances, joined on both signalers.
+    let (mut a, a_id) = connect(&instances[0].url()).await;
+    let (mut b, b_id) = connect(&instances[1].url()).await;
+    a.send(json!({"type":"available"})).await;
+    a.recv_type("queued").await;
+    b.send(json!({"type":"available"})).await;
+    b.recv_type("queued").await;
+    let a_matched = a.recv_type("matched").await;
+    let b_matched = b.recv_type("matched").await;
+    let mut a_sig = Client::connect(a_matched["signalingUrl"].as_str().unwrap()).await;
+    a_sig.send(join(&a_matched)).await;
+    a_sig.recv_type("joined").await;
+    let mut b_sig = Client::connect(b_matched["signalingUrl"].as_str().unwrap()).await;
+    b_sig.send(join(&b_matched)).await;
+    b_sig.recv_type("joined").await;
+    a_sig.recv_type("peer-joined").await;
+    // And a client waiting on the instance about to die.
+    let (mut ghost, _) = connect(&instances[1].url()).await;
+    ghost.send(json!({"type":"available"})).await;
+    ghost.recv_type("queued").await;
+
+    let killed = Instant::now();
+    instances[1].kill();
+    drop((b, b_sig, ghost));
+    // The survivor's client hears that its partner left, from both services.
+    // Bounded by the instance TTL plus one heartbeat.
+    let patience = shared::redis::INSTANCE_TTL + shared::redis::HEARTBEAT_INTERVAL * 3;
+    assert_eq!(a.recv_within(patience).await["type"], "partner-left");
+    assert_eq!(a_sig.recv_within(patience).await, json!({"type":"peer-left","peerId":b_id}));
+    println!("dead instance cleaned up after {:?}", killed.elapsed());
+    a.recv_type("queued").await;
+    // Nobody is paired with the dead instance's waiting client: a newcomer meets `a`.
+    let (mut c, _) = connect(&instances[0].url()).await;
+    c.send(json!({"type":"available"})).await;
+    c.recv_type("queued").await;
+    assert_eq!(c.recv_type("matched").await["partnerId"], a_id.as_str());
+    let s = stats(instances[0].matchmaker).await;
+    assert_eq!(s, json!({"online":2,"waiting":0,"rooms":1}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_requests_get_unavailable_and_the_service_recovers_by_itself() {
+    let mut redis = Redis::start();
+    let instance = Instance::start(&redis);
+    let (mut a, _) = connect(&instance.url()).await;
+    a.send(json!({"type":"available"})).await;
+    a.recv_type("queued").await;
+    assert_eq!(http_get(instance.matchmaker, "/readyz").await.0, 200);
+
+    redis.stop();
+    let (mut b, _) = connect(&instance.url()).await;
+    b.send(json!({"type":"available"})).await;
+    b.recv_error("unavailable").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(instance.matchmaker, "/readyz").await.0 != 503 {
+        assert!(Instant::now() < deadline, "/readyz stayed 200 with Redis down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    redis.launch();
+    available_when_back(&mut b).await;
+    // `a` kept its place through the outage (Redis persisted it), so the two meet.
+    a.recv_type("matched").await;
+    b.recv_type("matched").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(instance.matchmaker, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz did not come back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
