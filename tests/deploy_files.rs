@@ -61,8 +61,7 @@ fn compose_points_browsers_at_the_published_signaler_port() {
     let compose = yaml("docker-compose.yml");
     let url = compose["services"]["matchmaker"]["environment"]["SIGNALING_URL"].as_str().unwrap();
     assert!(url.contains(&format!(":{}/ws", signaler::DEFAULT_PORT)), "{url}");
-    let mut config = matchmaker::Config::default();
-    config.signaling_url = url.to_owned();
+    let config = matchmaker::Config { signaling_url: url.to_owned(), ..Default::default() };
     assert_eq!(config.signaling_url_for(Some("example.com:8080")), "ws://example.com:8081/ws");
 }
 

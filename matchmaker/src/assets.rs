@@ -97,18 +97,24 @@ where
 }
 
 /// The Content-Security-Policy for a request that reached us as `host` (a checked `Host` value).
+///
+/// Sockets may go to any port of the host name the page came from (`ws:` and `wss:`): that is
+/// the matchmaker itself and, with the default `{host}` template, the signaler, whose port may
+/// change under a page that stays open (a restarted runner, another instance of a cluster). A
+/// signaler on another host is allowed by its exact origin.
 pub fn content_security_policy(config: &Config, host: Option<&str>) -> String {
     let mut sources = vec!["'self'".to_owned()];
-    if let Some(host) = host {
+    let name = host.map(host_name);
+    if let Some(name) = name {
         // `'self'` covers ws(s): of the page's own origin only in newer browsers; say it outright.
-        sources.push(format!("ws://{host}"));
-        sources.push(format!("wss://{host}"));
+        sources.push(format!("ws://{name}:*"));
+        sources.push(format!("wss://{name}:*"));
     }
     // With `{host}` in SIGNALING_URL the signaler's origin depends on the request: without a
     // usable Host header the page gets no signaler origin rather than a guessed one.
     if host.is_some() || !config.signaling_url.contains("{host}") {
-        if let Some(origin) = websocket_origin(&config.signaling_url_for(host)) {
-            if !sources.contains(&origin) {
+        if let Some((origin, origin_name)) = websocket_origin(&config.signaling_url_for(host)) {
+            if Some(origin_name.as_str()) != name {
                 sources.push(origin);
             }
         }
@@ -116,9 +122,17 @@ pub fn content_security_policy(config: &Config, host: Option<&str>) -> String {
     format!("{CSP_BASE}; connect-src {}", sources.join(" "))
 }
 
-/// `ws://host:port` of a `ws://` or `wss://` URL, or `None` if it is not one we can put in a
-/// policy as is.
-fn websocket_origin(url: &str) -> Option<String> {
+/// The host name of a `host[:port]` (`[::1]:8080` -> `[::1]`).
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// `ws://host:port` of a `ws://` or `wss://` URL and its host name, or `None` if it is not one
+/// we can put in a policy as is.
+fn websocket_origin(url: &str) -> Option<(String, String)> {
     let (scheme, rest) = url.split_once("://")?;
     let scheme = scheme.to_ascii_lowercase();
     if scheme != "ws" && scheme != "wss" {
@@ -126,7 +140,7 @@ fn websocket_origin(url: &str) -> Option<String> {
     }
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority.rsplit('@').next()?.to_ascii_lowercase();
-    is_host(&authority).then(|| format!("{scheme}://{authority}"))
+    is_host(&authority).then(|| (format!("{scheme}://{authority}"), host_name(&authority).to_owned()))
 }
 
 /// Whether `text` is a plain `host[:port]` (names, IPv4, bracketed IPv6), safe to copy into a
@@ -153,10 +167,9 @@ mod tests {
     #[test]
     fn connect_src_allows_this_host_and_the_signaler_of_the_template() {
         let csp = content_security_policy(&config("ws://{host}:8081/ws"), Some("chat.example.com:8080"));
-        assert_eq!(
-            connect_src(&csp),
-            ["'self'", "ws://chat.example.com:8080", "wss://chat.example.com:8080", "ws://chat.example.com:8081"]
-        );
+        assert_eq!(connect_src(&csp), ["'self'", "ws://chat.example.com:*", "wss://chat.example.com:*"]);
+        let csp = content_security_policy(&config("wss://signal.{host}/ws"), Some("[::1]:8080"));
+        assert_eq!(connect_src(&csp), ["'self'", "ws://[::1]:*", "wss://[::1]:*", "wss://signal.[::1]"]);
     }
 
     #[test]
@@ -176,6 +189,7 @@ mod tests {
         assert!(!is_host("a b"));
         assert!(is_host("[::1]:8080"));
         assert_eq!(websocket_origin("ws://x y/ws"), None);
+        assert_eq!(websocket_origin("wss://a.example:9/ws"), Some(("wss://a.example:9".into(), "a.example".into())));
         assert_eq!(websocket_origin("http://example.com"), None);
     }
 

@@ -81,7 +81,7 @@ pub async fn serve_with_limits(
         hub: hub.clone(),
         auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
         config: config.clone(),
-        next_per_minute: limits.next_per_minute,
+        limits: limits.clone(),
     };
     let server = Server {
         service: Arc::new(service),
@@ -105,8 +105,8 @@ struct Matchmaker {
     hub: Hub,
     auth: Arc<Auth>,
     config: Config,
-    /// `NEXT_PER_MINUTE`.
-    next_per_minute: u32,
+    /// `NEXT_PER_MINUTE` and `NEXT_BURST` for each session.
+    limits: Limits,
 }
 
 impl SocketService for Matchmaker {
@@ -118,6 +118,6 @@ impl SocketService for Matchmaker {
         let signaling_url = self.config.signaling_url_for(request.host.as_deref()).into();
         outbox.send(&ServerMessage::Ready { client_id: id });
         self.hub.send(Command::Connect { id, outbox: outbox.clone(), signaling_url }).await;
-        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone(), self.next_per_minute)
+        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone(), &self.limits)
     }
 }

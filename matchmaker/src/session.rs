@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use shared::error::Rejected;
-use shared::limits::TokenBucket;
+use shared::limits::{Limits, TokenBucket};
 use shared::protocol::matchmaker::{ClientMessage, ServerMessage};
 use shared::protocol::CommonMessage;
 use shared::ws::{Outbox, Session};
@@ -22,17 +22,17 @@ pub struct ClientSession {
     auth: Arc<Auth>,
     /// The user id from a successful `auth`, if any.
     user_id: Option<String>,
-    /// `next` and `available` presses left (`NEXT_PER_MINUTE`).
+    /// `next` and `available` presses left (`NEXT_PER_MINUTE`, `NEXT_BURST`).
     presses: TokenBucket,
     next_per_minute: u32,
 }
 
 impl ClientSession {
     /// A session for a socket that was just registered with the hub; it may ask to be paired
-    /// (`next` or `available`) `next_per_minute` times a minute.
-    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>, next_per_minute: u32) -> Self {
-        let presses = TokenBucket::new(next_per_minute, f64::from(next_per_minute) / 60.0, Instant::now());
-        ClientSession { id, outbox, hub, auth, user_id: None, presses, next_per_minute }
+    /// (`next` or `available`) as often as `limits` say.
+    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>, limits: &Limits) -> Self {
+        let presses = limits.next_bucket(Instant::now());
+        ClientSession { id, outbox, hub, auth, user_id: None, presses, next_per_minute: limits.next_per_minute }
     }
 
     /// Forwards `available` or `next` to the hub if a press is left; else `rate-limited`.

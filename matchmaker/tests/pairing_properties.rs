@@ -82,11 +82,7 @@ fn check(requeue: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
         }
         for event in &events {
             match *event {
-                Event::Queued(id) => {
-                    if !order.contains(&id) {
-                        order.push(id);
-                    }
-                }
+                Event::Queued(id) if !order.contains(&id) => order.push(id),
                 Event::Matched { room, initiator, responder } => {
                     prop_assert_ne!(initiator, responder, "paired with itself");
                     prop_assert!(rooms.insert(room), "room id reused");

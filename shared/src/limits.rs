@@ -34,9 +34,13 @@ pub const DEFAULT_MESSAGE_BURST: u32 = 100;
 pub const DEFAULT_MAX_DROPPED_MESSAGES: u32 = 50;
 /// The window in which dropped messages are counted towards closing the socket.
 pub const ABUSE_WINDOW: Duration = Duration::from_secs(10);
-/// Default `NEXT_PER_MINUTE`: `next` and `available` requests per minute per matchmaker socket
-/// (also the burst).
+/// Default `NEXT_PER_MINUTE`: `next` and `available` requests per minute per matchmaker socket,
+/// sustained: one a second, about as fast as a person can look at a stranger and move on.
 pub const DEFAULT_NEXT_PER_MINUTE: u32 = 60;
+/// Default `NEXT_BURST`: `next`/`available` requests a matchmaker socket may send at once. Small,
+/// because each press that ends a match sends its partner three messages (`partner-left`,
+/// `queued`, `matched`): a large burst would flood the partner's send queue.
+pub const DEFAULT_NEXT_BURST: u32 = 10;
 /// Default `MAX_CONNECTIONS`: open sockets per service instance.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default `MAX_CONNECTIONS_PER_IP`: open sockets per client IP (an IPv6 client: per /64) and
@@ -56,6 +60,7 @@ struct LimitVars {
     message_burst: Option<u32>,
     max_dropped_messages: Option<u32>,
     next_per_minute: Option<u32>,
+    next_burst: Option<u32>,
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
     trusted_proxies: Option<String>,
@@ -73,6 +78,8 @@ pub struct Limits {
     pub max_dropped_messages: u32,
     /// `NEXT_PER_MINUTE`: `next`/`available` requests per minute on one matchmaker socket.
     pub next_per_minute: u32,
+    /// `NEXT_BURST`: `next`/`available` requests one matchmaker socket may send at once.
+    pub next_burst: u32,
     /// `MAX_CONNECTIONS`: open sockets on this instance; an upgrade beyond gets HTTP 503.
     pub max_connections: usize,
     /// `MAX_CONNECTIONS_PER_IP`: open sockets per client IP; an upgrade beyond gets HTTP 429.
@@ -90,6 +97,7 @@ impl Default for Limits {
             message_burst: DEFAULT_MESSAGE_BURST,
             max_dropped_messages: DEFAULT_MAX_DROPPED_MESSAGES,
             next_per_minute: DEFAULT_NEXT_PER_MINUTE,
+            next_burst: DEFAULT_NEXT_BURST,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             trusted_proxies: TrustedProxies::loopback(),
@@ -107,6 +115,7 @@ impl Limits {
             message_burst: u32::MAX,
             max_dropped_messages: u32::MAX,
             next_per_minute: u32::MAX,
+            next_burst: u32::MAX,
             max_connections: usize::MAX,
             max_connections_per_ip: usize::MAX,
             trusted_proxies: TrustedProxies::default(),
@@ -146,6 +155,7 @@ impl Limits {
                 raw.next_per_minute.unwrap_or(DEFAULT_NEXT_PER_MINUTE),
                 1..=60_000,
             )?,
+            next_burst: in_range("NEXT_BURST", raw.next_burst.unwrap_or(DEFAULT_NEXT_BURST), 1..=10_000)?,
             max_connections: in_range(
                 "MAX_CONNECTIONS",
                 raw.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS),
@@ -176,7 +186,7 @@ impl Limits {
 
     /// A fresh bucket for one matchmaker socket's `next` presses.
     pub fn next_bucket(&self, now: Instant) -> TokenBucket {
-        TokenBucket::new(self.next_per_minute, f64::from(self.next_per_minute) / 60.0, now)
+        TokenBucket::new(self.next_burst, f64::from(self.next_per_minute) / 60.0, now)
     }
 }
 
@@ -568,6 +578,7 @@ mod tests {
             ("MESSAGE_BURST", "0"),
             ("MAX_DROPPED_MESSAGES", "-1"),
             ("NEXT_PER_MINUTE", "0"),
+            ("NEXT_BURST", "0"),
             ("MAX_CONNECTIONS", "0"),
             ("MAX_CONNECTIONS_PER_IP", "0"),
             ("TRUSTED_PROXIES", "10.0.0.0/33"),

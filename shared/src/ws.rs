@@ -89,6 +89,40 @@ impl SocketLimits {
     }
 }
 
+/// The longest `message` an error reply carries, in bytes as sent (JSON-escaped). Longer ones
+/// are cut: a message may quote what the client sent (a ticket's header, say), and an answer
+/// should not echo a frame at length.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 256;
+
+/// The error reply to a rejection, exactly as sent: its message cut, at a character boundary
+/// and ending in `…`, so that it takes at most [`MAX_ERROR_MESSAGE_BYTES`] once JSON-escaped.
+pub fn error_reply(rejected: &Rejected) -> String {
+    let text = &rejected.message;
+    if text.chars().map(escaped_len).sum::<usize>() <= MAX_ERROR_MESSAGE_BYTES {
+        return encode(&CommonMessage::from(rejected));
+    }
+    let mut message = String::new();
+    let mut len = '…'.len_utf8();
+    for c in text.chars() {
+        len += escaped_len(c);
+        if len > MAX_ERROR_MESSAGE_BYTES {
+            break;
+        }
+        message.push(c);
+    }
+    message.push('…');
+    encode(&CommonMessage::Error { code: rejected.code, message: &message })
+}
+
+/// The bytes a character takes in a JSON string.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\u{08}' | '\u{0C}' | '\n' | '\r' | '\t' => 2,
+        c if c < ' ' => 6,
+        c => c.len_utf8(),
+    }
+}
+
 /// A connection's id, unique within the process; tells a socket from its replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
@@ -169,10 +203,10 @@ impl Outbox {
         self.send_text(encode(message).into())
     }
 
-    /// Answers a refused request with the contract's error message.
+    /// Answers a refused request with the contract's error message (see [`error_reply`]).
     pub fn reject(&self, rejected: &Rejected) {
         self.errors.count(rejected.code);
-        self.send(&CommonMessage::from(rejected));
+        self.send_text(error_reply(rejected).into());
     }
 
     /// Closes the socket with `code` after what is already queued... or at once if it is stuck.
@@ -293,7 +327,7 @@ impl Rate {
     }
 }
 
-/// Runs one socket until it ends, then lets the session clean up.
+/// Runs one socket until it ends, lets the session clean up, and closes the socket.
 pub async fn drive<S, T>(mut ws: WebSocketStream<T>, mut inbox: Inbox, mut session: S, limits: SocketLimits)
 where
     S: Session,
@@ -336,7 +370,8 @@ where
                             format!("a frame of {size} bytes is over the limit of {max_size}"),
                         );
                         inbox.outbox.errors.count(rejected.code);
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, send_now(&mut ws, &CommonMessage::from(&rejected))).await;
+                        let reply = Message::Text(error_reply(&rejected).into());
+                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, send_now(&mut ws, reply)).await;
                         break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
                     }
                     Some(Err(err)) => {
@@ -389,11 +424,25 @@ where
         }
     };
 
+    // Release what the socket held first, so that its partner hears at once even if the
+    // closing handshake below takes its full timeout.
+    session.on_close().await;
     if let End::Close(code, reason) = end {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(Some(frame))).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, close_handshake(&mut ws, frame)).await;
     }
-    session.on_close().await;
+}
+
+/// Sends our close frame, then reads (and drops) what the client still sends until its close
+/// reply: closing a socket with unread input resets the connection, and the client would lose
+/// the close frame (and the error before it) that tell it why.
+async fn close_handshake<T>(ws: &mut WebSocketStream<T>, frame: CloseFrame) -> Result<(), WsError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    ws.close(Some(frame)).await?;
+    while let Some(Ok(_)) = ws.next().await {}
+    Ok(())
 }
 
 /// The answer to a frame over the rate.
@@ -512,6 +561,30 @@ mod tests {
         assert!(!outbox.send_text(text(1)));
         assert_eq!(inbox.close.get().map(|(code, _)| *code), Some(CLOSE_POLICY));
         assert_eq!(outbox.queued_bytes(), 3);
+    }
+
+    #[test]
+    fn error_replies_are_cut_to_their_maximum_at_a_character_boundary() {
+        let short = Rejected::new(ErrorCode::BadTicket, "é".repeat(MAX_ERROR_MESSAGE_BYTES / 2));
+        let reply: serde_json::Value = serde_json::from_str(&error_reply(&short)).unwrap();
+        assert_eq!(reply["message"].as_str().unwrap().len(), MAX_ERROR_MESSAGE_BYTES, "at the limit: kept whole");
+        let long = Rejected::new(ErrorCode::BadTicket, format!("x{}", "é".repeat(MAX_ERROR_MESSAGE_BYTES)));
+        let reply: serde_json::Value = serde_json::from_str(&error_reply(&long)).unwrap();
+        let message = reply["message"].as_str().unwrap();
+        assert!(message.len() <= MAX_ERROR_MESSAGE_BYTES && message.ends_with('…'), "{message}");
+        assert_eq!(reply["code"], "bad-ticket");
+    }
+
+    #[test]
+    fn error_replies_are_cut_by_their_escaped_length() {
+        // Backslashes and control characters take more room once escaped; the found-by-fuzzing case.
+        for filler in ["\\", "\"", "\u{1}", "\n"] {
+            let rejected = Rejected::new(ErrorCode::BadTicket, filler.repeat(MAX_ERROR_MESSAGE_BYTES));
+            let reply = error_reply(&rejected);
+            let empty = error_reply(&Rejected::new(ErrorCode::BadTicket, ""));
+            assert!(reply.len() - empty.len() <= MAX_ERROR_MESSAGE_BYTES, "{filler:?}: {reply}");
+            assert!(serde_json::from_str::<serde_json::Value>(&reply).is_ok());
+        }
     }
 
     #[test]

@@ -291,3 +291,268 @@ pub async fn wait_for_metric(addr: SocketAddr, line: &str) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Starts both services with abuse limits (the same on each), like [`Stack::start_with`].
+impl Stack {
+    pub async fn start_with_limits(
+        mut mm: matchmaker::Config,
+        sig: signaler::Config,
+        limits: shared::limits::Limits,
+    ) -> Stack {
+        let lifecycle = Lifecycle::new();
+        let sig_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mm_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let signaler = sig_listener.local_addr().unwrap();
+        let matchmaker = mm_listener.local_addr().unwrap();
+        mm.signaling_url = mm.signaling_url.replace(":8081", &format!(":{}", signaler.port()));
+        let tasks = vec![
+            tokio::spawn(signaler::serve_with_limits(sig, limits.clone(), sig_listener, lifecycle.clone())),
+            tokio::spawn(matchmaker::serve_with_limits(mm, limits, mm_listener, lifecycle.clone())),
+        ];
+        Stack { matchmaker, signaler, lifecycle, tasks }
+    }
+}
+
+impl Client {
+    /// Connects with extra request headers (`X-Forwarded-For`, say). A refused upgrade is
+    /// `Err(Error::Http(response))` with the status.
+    pub async fn connect_with_headers(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().append(name, value.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client { ws })
+    }
+
+    /// The next JSON message, or how the socket ended: `Err(Some(frame))` for a close frame,
+    /// `Err(None)` for a socket that just ended.
+    pub async fn recv_or_end(&mut self) -> Result<Value, Option<CloseFrame>> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("timed out waiting for a message");
+            match frame {
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(text.as_str()).expect("invalid JSON")),
+                Some(Ok(Message::Close(frame))) => return Err(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Sends a frame without waiting for the socket to flush it (for floods).
+    pub async fn feed_text(&mut self, text: &str) {
+        let _ = self.ws.feed(Message::text(text)).await;
+    }
+
+    /// Flushes what [`feed_text`](Self::feed_text) queued.
+    pub async fn flush(&mut self) {
+        let _ = self.ws.flush().await;
+    }
+}
+
+/// The HTTP status a WebSocket upgrade to `url` with these headers gets: 101 when accepted
+/// (the socket is then closed), else the refusal's status.
+pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    match Client::connect_with_headers(url, headers).await {
+        Ok(client) => {
+            client.close().await;
+            101
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("upgrade failed without an HTTP answer: {other}"),
+    }
+}
+
+/// A sample's value in `/metrics` text: `metric_value(text, "signaler_connections")`.
+pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == sample).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Waits (up to [`PATIENCE`]) until a `/metrics` sample of `addr` satisfies `check`; returns
+/// its last value.
+pub async fn wait_for_metric_value(addr: SocketAddr, sample: &str, check: impl Fn(f64) -> bool) -> f64 {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, _, metrics) = http_get(addr, "/metrics").await;
+        let value = metric_value(&metrics, sample);
+        if let Some(value) = value.filter(|v| check(*v)) {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sample} stayed at {value:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The all-in-one binary (`strangers`) in its own process, so that its memory is its own.
+/// Killed when dropped.
+pub struct Runner {
+    child: std::process::Child,
+    pub matchmaker: SocketAddr,
+    pub signaler: SocketAddr,
+}
+
+impl Runner {
+    /// Starts the runner on free loopback ports with `env` added to a clean environment.
+    pub fn start(env: &[(&str, &str)]) -> Runner {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_strangers"));
+        command.env_clear().env("HOST", "127.0.0.1").env("PORT", "0").env("SIGNALER_PORT", "0");
+        command.env("RUST_LOG", "error");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the runner");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let (mut matchmaker, mut signaler) = (None, None);
+        while matchmaker.is_none() || signaler.is_none() {
+            let line = rx.recv_timeout(Duration::from_secs(10)).expect("the runner printed no addresses");
+            if let Some(addr) = line.strip_prefix("matchmaker listening on ") {
+                matchmaker = addr.trim().parse().ok();
+            } else if let Some(addr) = line.strip_prefix("signaler listening on ") {
+                signaler = addr.trim().parse().ok();
+            }
+        }
+        Runner { child, matchmaker: matchmaker.unwrap(), signaler: signaler.unwrap() }
+    }
+
+    pub fn mm_url(&self) -> String {
+        format!("ws://{}/ws", self.matchmaker)
+    }
+
+    pub fn sig_url(&self) -> String {
+        format!("ws://{}/ws", self.signaler)
+    }
+
+    /// The process's resident memory in bytes, as its `/metrics` reports it.
+    pub async fn resident_memory(&self) -> u64 {
+        let (_, _, metrics) = http_get(self.signaler, "/metrics").await;
+        metric_value(&metrics, "signaler_process_resident_memory_bytes").expect("resident memory in /metrics") as u64
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Latency samples, summarised for printing.
+#[derive(Debug, Default, Clone)]
+pub struct Latencies(pub Vec<Duration>);
+
+impl Latencies {
+    pub fn push(&mut self, sample: Duration) {
+        self.0.push(sample);
+    }
+
+    /// The sample at quantile `q` (0.0..=1.0).
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.0.clone();
+        sorted.sort();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+    }
+}
+
+impl std::fmt::Display for Latencies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        write!(
+            f,
+            "n={} median={:.2} ms p95={:.2} ms max={:.2} ms",
+            self.0.len(),
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.95)),
+            ms(self.quantile(1.0))
+        )
+    }
+}
+
+impl Client {
+    /// The socket itself, for tests that read and write it from separate tasks.
+    pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.ws
+    }
+
+    /// Sends a ping and waits for its pong, skipping whatever else arrives first; returns the
+    /// round trip.
+    pub async fn ping_pong(&mut self) -> Duration {
+        let started = std::time::Instant::now();
+        self.send(json!({"type":"ping"})).await;
+        while self.recv().await["type"] != "pong" {}
+        started.elapsed()
+    }
+}
+
+/// One-way delivery time of a relayed offer from `a` to `b` (both joined in one room).
+pub async fn relay_latency(a: &mut Client, b: &mut Client, n: usize) -> Duration {
+    let started = std::time::Instant::now();
+    a.send(json!({"type":"offer","sdp":format!("probe {n}")})).await;
+    let got = b.recv_type("offer").await;
+    assert_eq!(got["sdp"], format!("probe {n}"), "relayed out of order or lost");
+    started.elapsed()
+}
+
+/// Relay latencies of a joined pair, one sample every 50 ms (well within the default message
+/// rate), for `duration`.
+pub async fn sample_relay(a: &mut Client, b: &mut Client, duration: Duration) -> Latencies {
+    let mut samples = Latencies::default();
+    let deadline = std::time::Instant::now() + duration;
+    let mut n = 0;
+    while std::time::Instant::now() < deadline {
+        samples.push(relay_latency(a, b, n).await);
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    samples
+}
+
+impl Runner {
+    /// A pair matched on the runner's matchmaker and joined on its signaler; each client
+    /// connects as `from` names it (`X-Forwarded-For`; the runner trusts loopback proxies).
+    pub async fn room(&self, from: [&str; 2]) -> (Client, Client) {
+        let mut matched = Vec::new();
+        let mut clients = Vec::new();
+        for address in from {
+            let mut client =
+                Client::connect_with_headers(&self.mm_url(), &[("x-forwarded-for", address)]).await.unwrap();
+            client.recv_type("ready").await;
+            clients.push(client);
+        }
+        for client in &mut clients {
+            client.send(json!({"type":"available"})).await;
+            client.recv_type("queued").await;
+        }
+        for client in &mut clients {
+            matched.push(client.recv_type("matched").await);
+        }
+        let mut a = Client::connect_with_headers(&self.sig_url(), &[("x-forwarded-for", from[0])]).await.unwrap();
+        a.send(join(&matched[0])).await;
+        a.recv_type("joined").await;
+        let mut b = Client::connect_with_headers(&self.sig_url(), &[("x-forwarded-for", from[1])]).await.unwrap();
+        b.send(join(&matched[1])).await;
+        b.recv_type("joined").await;
+        a.recv_type("peer-joined").await;
+        (a, b)
+    }
+}

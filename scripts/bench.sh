@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Capacity benchmark: builds the release binaries, runs every loadgen scenario against the
+# services and against the bare relay (the baseline) on loopback, RUNS times each, and prints
+# each figure's median per target and its ratio to the bare relay's.
+#
+# Each run gets fresh server processes. pairing/relay/session load the all-in-one runner
+# (`strangers`); idle loads the matchmaker and the signaler as separate processes, so that each
+# can hold IDLE_CLIENTS connections under the 20,000-file limit and has its own memory figure.
+#
+#   scripts/bench.sh                        # everything, 3 runs
+#   RUNS=1 SCENARIOS="relay" scripts/bench.sh
+#   OUT=/tmp/bench scripts/bench.sh         # keep the JSON reports there
+#
+# Every step is bounded (STEP_LIMIT seconds per loadgen run); servers are stopped on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+SCENARIOS=${SCENARIOS:-"pairing relay session idle"}
+OUT=${OUT:-$(mktemp -d /tmp/strangers-bench.XXXXXX)}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET_DIR/release
+# Ports apart from the development defaults (8080/8081), so a running dev server is not disturbed.
+MM_PORT=${MM_PORT:-18080}
+SIG_PORT=${SIG_PORT:-18081}
+BARE_PORT=${BARE_PORT:-19090}
+IDLE_CLIENTS=${IDLE_CLIENTS:-19000}
+STEP_LIMIT=${STEP_LIMIT:-300}
+# Extra loadgen options per scenario (e.g. PAIRING_ARGS="-c 16000").
+PAIRING_ARGS=${PAIRING_ARGS:-}
+RELAY_ARGS=${RELAY_ARGS:-}
+SESSION_ARGS=${SESSION_ARGS:-}
+IDLE_ARGS=${IDLE_ARGS:-}
+SECRET=bench-ticket-secret-bench-ticket-secret
+# All the load comes from one machine and one address: lift the per-client abuse limits (and
+# the per-instance connection cap) so they do not cut the measurement short.
+LIMITS=(MESSAGES_PER_SEC=100000 MESSAGE_BURST=1000000 MAX_DROPPED_MESSAGES=1000000
+  NEXT_PER_MINUTE=60000 MAX_CONNECTIONS=10000000 MAX_CONNECTIONS_PER_IP=10000000)
+COMMON_ENV=(HOST=127.0.0.1 RUST_LOG=warn "${LIMITS[@]}")
+
+mkdir -p "$OUT"
+PIDS=()
+stop_servers() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+trap stop_servers EXIT
+
+wait_port() {
+  for _ in $(seq 1 100); do
+    port_in_use "$1" && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+port_in_use() {
+  (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start() { # start NAME PORT ENV... -- COMMAND...: starts a server, sets LAST_PID
+  local name=$1 port=$2
+  shift 2
+  # Never load a server this script did not start (someone else's dev or soak server, say).
+  if port_in_use "$port"; then
+    echo "port $port is already in use: choose free ports with MM_PORT, SIG_PORT and BARE_PORT" >&2
+    exit 1
+  fi
+  local envs=()
+  while [[ $1 != -- ]]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" "$@" >"$OUT/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+  wait_port "$port"
+  if ! kill -0 "$LAST_PID" 2>/dev/null; then
+    echo "$name did not start: see $OUT/$name.log" >&2
+    exit 1
+  fi
+}
+
+loadgen() { # loadgen FILE ARGS...: one bounded run, JSON report to FILE (kept even if checks fail)
+  local file=$1
+  shift
+  if ! timeout "$STEP_LIMIT" "$BIN/loadgen" "$@" --json --label "$LABEL" >"$file"; then
+    echo "  (run reported failed checks or an error: see $file)" >&2
+  fi
+}
+
+echo "building release binaries into $TARGET_DIR ..." >&2
+(cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/conditions.txt" >&2
+echo "code: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')" | tee -a "$OUT/conditions.txt" >&2
+
+MM=ws://127.0.0.1:$MM_PORT/ws
+BARE=ws://127.0.0.1:$BARE_PORT/ws
+for run in $(seq 1 "$RUNS"); do
+  for scenario in $SCENARIOS; do
+    LABEL="run $run"
+    extra_var=${scenario^^}_ARGS
+    read -r -a extra <<<"${!extra_var}"
+    # idle holds the same number of sockets per server process on both targets.
+    if [[ $scenario == idle ]]; then extra=(-c "$IDLE_CLIENTS" "${extra[@]}"); fi
+    # Alternate which target goes first, so drift in machine load does not favour one.
+    if ((run % 2)); then order="strangers bare"; else order="bare strangers"; fi
+    for target in $order; do
+      echo "run $run/$RUNS: $scenario against $target" >&2
+      if [[ $target == bare ]]; then
+        start bare "$BARE_PORT" -- "$BIN/bare-relay" --listen "127.0.0.1:$BARE_PORT"
+        loadgen "$OUT/$scenario-bare-$run.json" "$scenario" --bare --bare-url "$BARE" --pid "$LAST_PID" "${extra[@]}"
+      elif [[ $scenario == idle ]]; then
+        start signaler "$SIG_PORT" "${COMMON_ENV[@]}" PORT="$SIG_PORT" ROOM_TICKET_SECRET=$SECRET -- "$BIN/signaler"
+        sig_pid=$LAST_PID
+        start matchmaker "$MM_PORT" "${COMMON_ENV[@]}" PORT="$MM_PORT" ROOM_TICKET_SECRET=$SECRET \
+          SIGNALING_URL="ws://127.0.0.1:$SIG_PORT/ws" -- "$BIN/matchmaker"
+        loadgen "$OUT/idle-strangers-$run.json" idle --matchmaker "$MM" --pid "$LAST_PID" --signaler-pid "$sig_pid" \
+          "${extra[@]}"
+      else
+        start strangers "$MM_PORT" "${COMMON_ENV[@]}" PORT="$MM_PORT" SIGNALER_PORT="$SIG_PORT" -- "$BIN/strangers"
+        loadgen "$OUT/$scenario-strangers-$run.json" "$scenario" --matchmaker "$MM" --pid "$LAST_PID" "${extra[@]}"
+      fi
+      stop_servers
+    done
+  done
+done
+
+echo >&2
+"$BIN/loadgen" compare "$OUT"/*-*-*.json | tee "$OUT/summary.txt"
+"$BIN/loadgen" compare --markdown "$OUT"/*-*-*.json >"$OUT/summary.md"
+echo "reports, logs and summary in $OUT" >&2
