@@ -7,11 +7,15 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Shared by everything a service runs: one token that starts shutdown, one tracker that knows
-/// every task still running, and the readiness flags `/readyz` reports.
+use crate::ws::Sockets;
+
+/// Shared by everything a service runs: one token that starts shutdown, the open sockets it
+/// closes, one tracker that knows every task still running, and the readiness flags `/readyz`
+/// reports.
 #[derive(Debug, Clone, Default)]
 pub struct Lifecycle {
     shutdown: CancellationToken,
+    sockets: Sockets,
     tasks: TaskTracker,
     backend_down: Arc<AtomicBool>,
 }
@@ -27,9 +31,15 @@ impl Lifecycle {
         &self.shutdown
     }
 
+    /// The open sockets, which shutdown closes.
+    pub fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
     /// Starts shutdown: readiness turns false, sockets get close code 1001, the listener stops.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
+        self.sockets.close_all();
     }
 
     /// Whether shutdown has started.

@@ -17,8 +17,6 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
-use tokio_tungstenite::WebSocketStream;
 use tower_service::Service as _;
 use tracing::Instrument;
 use warp::{Filter, Reply};
@@ -179,17 +177,13 @@ where
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let shared = self.clone();
-        self.lifecycle.spawn(async move {
+        let task = async move {
             match on_upgrade.await {
-                Ok(upgraded) => {
-                    let config = shared.limits.websocket_config();
-                    let socket =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                    shared.run_socket(socket, socket_request, slot).await;
-                }
+                Ok(upgraded) => shared.run_socket(TokioIo::new(upgraded), socket_request, slot).await,
                 Err(err) => tracing::debug!(%err, %peer, "upgrade failed"),
             }
-        });
+        };
+        self.lifecycle.spawn(task);
         let mut response = warp::reply::Response::new("".into());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -202,18 +196,18 @@ where
     }
 
     /// Runs one socket; its place in the gate (`_slot`) is given back when it ends.
-    async fn run_socket<T>(&self, socket: WebSocketStream<T>, request: SocketRequest, _slot: ConnectionSlot)
+    async fn run_socket<T>(&self, io: T, request: SocketRequest, _slot: ConnectionSlot)
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
     {
-        let (outbox, inbox) = ws::outbox(&self.limits, self.lifecycle.shutdown_token(), self.metrics.errors.clone());
+        let (outbox, open) = self.lifecycle.sockets().open(&self.limits, self.metrics.errors.clone());
         let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer, client = %request.client_ip);
         self.metrics.connections.inc();
         self.metrics.connections_accepted.inc();
         async {
             tracing::debug!("socket opened");
-            let session = self.service.open(outbox, request).await;
-            ws::drive(socket, inbox, session, self.limits).await;
+            let session = Box::pin(self.service.open(outbox, request)).await;
+            ws::drive(io, open, session, self.limits).await;
             tracing::debug!("socket closed");
         }
         .instrument(span)

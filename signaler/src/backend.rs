@@ -1,5 +1,8 @@
 //! Where rooms live: in this process, or in Redis shared by every instance (`REDIS_URL`).
 //! Chosen at start-up; the sessions see one interface.
+//!
+//! The Redis calls are boxed: their futures are large, and an unboxed one would make every
+//! socket's task that large, in memory, for as long as the socket lives.
 
 use shared::error::Rejected;
 use shared::ticket::Admission;
@@ -40,7 +43,7 @@ impl Backend {
     pub async fn join(&self, admission: Admission, outbox: &Outbox) -> Result<Joined, Rejected> {
         match self {
             Backend::Memory(rooms) => rooms.join(admission, outbox.clone()),
-            Backend::Cluster(rooms) => rooms.join(admission, outbox).await,
+            Backend::Cluster(rooms) => Box::pin(rooms.join(admission, outbox)).await,
         }
     }
 
@@ -51,7 +54,7 @@ impl Backend {
     pub async fn relay(&self, room: RoomId, peer: PeerId, conn: ConnId, text: String) -> Result<(), Rejected> {
         match self {
             Backend::Memory(rooms) => rooms.relay(room, peer, conn, Utf8Bytes::from(text)),
-            Backend::Cluster(rooms) => rooms.relay(room, peer, conn, &text).await,
+            Backend::Cluster(rooms) => Box::pin(rooms.relay(room, peer, conn, &text)).await,
         }
     }
 
@@ -59,7 +62,7 @@ impl Backend {
     pub async fn leave(&self, room: RoomId, peer: PeerId, conn: ConnId) {
         match self {
             Backend::Memory(rooms) => rooms.leave(room, peer, conn),
-            Backend::Cluster(rooms) => rooms.leave(room, peer, conn).await,
+            Backend::Cluster(rooms) => Box::pin(rooms.leave(room, peer, conn)).await,
         }
     }
 }
