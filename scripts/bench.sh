@@ -10,6 +10,14 @@
 #   scripts/bench.sh                        # everything, 3 runs
 #   RUNS=1 SCENARIOS="relay" scripts/bench.sh
 #   OUT=/tmp/bench scripts/bench.sh         # keep the JSON reports there
+#   BACKEND=redis scripts/bench.sh          # the services on a redis-server of the script's own
+#                                           # (emptied before each run); the reports then also
+#                                           # say what each match, message, session and idle
+#                                           # client costs Redis
+#
+# The server under test (and Redis) run on CPU core SERVER_CPUS (0) and the load generator on
+# LOADGEN_CPUS (1), so that on a 2-core machine the two do not take turns on each other's core
+# and the server's CPU time per message is its own; PIN=0 lets the scheduler place them.
 #
 # Every step is bounded (STEP_LIMIT seconds per loadgen run); servers are stopped on exit.
 set -euo pipefail
@@ -26,6 +34,17 @@ SIG_PORT=${SIG_PORT:-18081}
 BARE_PORT=${BARE_PORT:-19090}
 IDLE_CLIENTS=${IDLE_CLIENTS:-19000}
 STEP_LIMIT=${STEP_LIMIT:-300}
+BACKEND=${BACKEND:-memory}
+PIN=${PIN:-1}
+SERVER_CPUS=${SERVER_CPUS:-0}
+LOADGEN_CPUS=${LOADGEN_CPUS:-1}
+SERVER_ON=()
+LOADGEN_ON=()
+if [[ $PIN == 1 ]] && command -v taskset >/dev/null && (($(nproc) > 1)); then
+  SERVER_ON=(taskset -c "$SERVER_CPUS")
+  LOADGEN_ON=(taskset -c "$LOADGEN_CPUS")
+fi
+REDIS_PORT=${REDIS_PORT:-16379}
 # Extra loadgen options per scenario (e.g. PAIRING_ARGS="-c 16000").
 PAIRING_ARGS=${PAIRING_ARGS:-}
 RELAY_ARGS=${RELAY_ARGS:-}
@@ -40,12 +59,17 @@ COMMON_ENV=(HOST=127.0.0.1 RUST_LOG=warn "${LIMITS[@]}")
 
 mkdir -p "$OUT"
 PIDS=()
+REDIS_PID=""
 stop_servers() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   PIDS=()
 }
-trap stop_servers EXIT
+stop_all() {
+  stop_servers
+  if [[ -n $REDIS_PID ]]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+}
+trap stop_all EXIT
 
 wait_port() {
   for _ in $(seq 1 100); do
@@ -71,7 +95,7 @@ start() { # start NAME PORT ENV... -- COMMAND...: starts a server, sets LAST_PID
   local envs=()
   while [[ $1 != -- ]]; do envs+=("$1"); shift; done
   shift
-  env "${envs[@]}" "$@" >"$OUT/$name.log" 2>&1 &
+  "${SERVER_ON[@]}" env "${envs[@]}" "$@" >"$OUT/$name.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
   wait_port "$port"
@@ -84,16 +108,48 @@ start() { # start NAME PORT ENV... -- COMMAND...: starts a server, sets LAST_PID
 loadgen() { # loadgen FILE ARGS...: one bounded run, JSON report to FILE (kept even if checks fail)
   local file=$1
   shift
-  if ! timeout "$STEP_LIMIT" "$BIN/loadgen" "$@" --json --label "$LABEL" >"$file"; then
+  if ! timeout "$STEP_LIMIT" "${LOADGEN_ON[@]}" "$BIN/loadgen" "$@" --json --label "$LABEL" >"$file"; then
     echo "  (run reported failed checks or an error: see $file)" >&2
   fi
+}
+
+case $BACKEND in
+  memory) SERVICE_ENV=(); REDIS_ARGS=() ;;
+  redis)
+    command -v redis-server >/dev/null || { echo "BACKEND=redis needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+    if port_in_use "$REDIS_PORT"; then
+      echo "port $REDIS_PORT is already in use: choose a free one with REDIS_PORT" >&2
+      exit 1
+    fi
+    # In memory only: the figures are Redis's own work, not the disk's.
+    "${SERVER_ON[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" \
+      >"$OUT/redis.log" 2>&1 &
+    REDIS_PID=$!
+    wait_port "$REDIS_PORT"
+    REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+    SERVICE_ENV=(REDIS_URL="$REDIS_URL")
+    REDIS_ARGS=(--redis "$REDIS_URL")
+    ;;
+  *) echo "BACKEND must be memory or redis, not '$BACKEND'" >&2; exit 1 ;;
+esac
+
+redis_flush() { # what one run left in Redis must not meet the next run
+  [[ $BACKEND == redis ]] || return 0
+  exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'FLUSHALL\r\n' >&3 && head -c 5 <&3 >/dev/null
+  exec 3>&-
 }
 
 echo "building release binaries into $TARGET_DIR ..." >&2
 (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/conditions.txt" >&2
+if ((${#SERVER_ON[@]})); then
+  echo "pinned: server on CPU $SERVER_CPUS, load generator on CPU $LOADGEN_CPUS" | tee -a "$OUT/conditions.txt" >&2
+else
+  echo "not pinned" | tee -a "$OUT/conditions.txt" >&2
+fi
 echo "code: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')" | tee -a "$OUT/conditions.txt" >&2
+echo "backend: $BACKEND$([[ $BACKEND == redis ]] && echo " ($(redis-server --version | cut -d' ' -f3))")" | tee -a "$OUT/conditions.txt" >&2
 
 MM=ws://127.0.0.1:$MM_PORT/ws
 BARE=ws://127.0.0.1:$BARE_PORT/ws
@@ -112,15 +168,20 @@ for run in $(seq 1 "$RUNS"); do
         start bare "$BARE_PORT" -- "$BIN/bare-relay" --listen "127.0.0.1:$BARE_PORT"
         loadgen "$OUT/$scenario-bare-$run.json" "$scenario" --bare --bare-url "$BARE" --pid "$LAST_PID" "${extra[@]}"
       elif [[ $scenario == idle ]]; then
-        start signaler "$SIG_PORT" "${COMMON_ENV[@]}" PORT="$SIG_PORT" ROOM_TICKET_SECRET=$SECRET -- "$BIN/signaler"
+        redis_flush
+        start signaler "$SIG_PORT" "${COMMON_ENV[@]}" "${SERVICE_ENV[@]}" PORT="$SIG_PORT" ROOM_TICKET_SECRET=$SECRET \
+          -- "$BIN/signaler"
         sig_pid=$LAST_PID
-        start matchmaker "$MM_PORT" "${COMMON_ENV[@]}" PORT="$MM_PORT" ROOM_TICKET_SECRET=$SECRET \
+        start matchmaker "$MM_PORT" "${COMMON_ENV[@]}" "${SERVICE_ENV[@]}" PORT="$MM_PORT" ROOM_TICKET_SECRET=$SECRET \
           SIGNALING_URL="ws://127.0.0.1:$SIG_PORT/ws" -- "$BIN/matchmaker"
         loadgen "$OUT/idle-strangers-$run.json" idle --matchmaker "$MM" --pid "$LAST_PID" --signaler-pid "$sig_pid" \
-          "${extra[@]}"
+          "${REDIS_ARGS[@]}" "${extra[@]}"
       else
-        start strangers "$MM_PORT" "${COMMON_ENV[@]}" PORT="$MM_PORT" SIGNALER_PORT="$SIG_PORT" -- "$BIN/strangers"
-        loadgen "$OUT/$scenario-strangers-$run.json" "$scenario" --matchmaker "$MM" --pid "$LAST_PID" "${extra[@]}"
+        redis_flush
+        start strangers "$MM_PORT" "${COMMON_ENV[@]}" "${SERVICE_ENV[@]}" PORT="$MM_PORT" SIGNALER_PORT="$SIG_PORT" \
+          -- "$BIN/strangers"
+        loadgen "$OUT/$scenario-strangers-$run.json" "$scenario" --matchmaker "$MM" --pid "$LAST_PID" \
+          "${REDIS_ARGS[@]}" "${extra[@]}"
       fi
       stop_servers
     done

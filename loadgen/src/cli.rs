@@ -116,6 +116,10 @@ pub struct TargetArgs {
     /// Free text recorded in the report (conditions, run number).
     #[arg(long, default_value = "")]
     pub label: String,
+    /// The Redis the services share (`redis://host:port`), when they run on one: the report
+    /// then says what each match, relayed message, session or idle client costs Redis.
+    #[arg(long)]
+    pub redis: Option<String>,
 }
 
 /// `pairing`.

@@ -10,6 +10,7 @@
 //! - [`payload`]: SDP- and ICE-sized signals that can be checked for integrity and order.
 //! - [`scenarios`]: `pairing`, `relay`, `idle`, `session`.
 //! - [`procfs`]: server CPU time, resident memory and pid look-up from `/proc`, and `/metrics`.
+//! - [`redis_cost`]: what the work costs the shared Redis (`--redis`), from its `INFO`.
 //! - [`stats`]: latency samples and error tallies.
 //! - [`report`]: one run's figures, as a table or JSON; [`compare`]: medians and ratios of many runs.
 //! - [`limits`]: the open-file limit and source addresses.
@@ -25,6 +26,7 @@ pub mod limits;
 pub mod payload;
 pub mod procfs;
 pub mod progress;
+pub mod redis_cost;
 pub mod report;
 pub mod scenarios;
 pub mod stats;

@@ -198,7 +198,7 @@ where
     /// Runs one socket; its place in the gate (`_slot`) is given back when it ends.
     async fn run_socket<T>(&self, io: T, request: SocketRequest, _slot: ConnectionSlot)
     where
-        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (outbox, open) = self.lifecycle.sockets().open(&self.limits, self.metrics.errors.clone());
         let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer, client = %request.client_ip);

@@ -19,13 +19,15 @@ pub struct PeerSession {
     tickets: Arc<Tickets>,
     /// The room and identity this connection joined as.
     joined: Option<(RoomId, PeerId)>,
+    /// The joined peer's id as relayed signals carry it in `from`.
+    sender: String,
 }
 
 impl PeerSession {
     /// A session that has not joined yet.
     pub fn new(outbox: Outbox, rooms: Arc<Backend>, tickets: Arc<Tickets>) -> Self {
         rooms.opened(&outbox);
-        PeerSession { outbox, rooms, tickets, joined: None }
+        PeerSession { outbox, rooms, tickets, joined: None, sender: String::new() }
     }
 
     async fn join(&mut self, room_id: &str, ticket: &str) -> Result<(), Rejected> {
@@ -39,6 +41,7 @@ impl PeerSession {
         self.rooms.join(admission, &self.outbox).await?;
         tracing::debug!(room = %admission.room, peer = %admission.peer, "joined");
         self.joined = Some(identity);
+        self.sender = admission.peer.to_string();
         Ok(())
     }
 
@@ -57,7 +60,7 @@ impl Session for PeerSession {
             Ok(ClientMessage::Signal(envelope)) => match self.joined {
                 None => Err(Rejected::new(ErrorCode::NotJoined, "send join with your ticket first")),
                 Some((room, peer)) => {
-                    let relayed = envelope.with_from(&peer.to_string());
+                    let relayed = envelope.with_from(&self.sender);
                     self.rooms.relay(room, peer, self.outbox.id(), relayed).await
                 }
             },

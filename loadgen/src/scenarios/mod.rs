@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::cli::TargetArgs;
 use crate::client::{ClientError, Endpoint};
 use crate::procfs::Probe;
+use crate::redis_cost::{RedisProbe, Snapshot};
 use crate::report::Report;
 use crate::stats::Tally;
 use crate::target::{Kind, Peer, Target};
@@ -32,6 +33,8 @@ pub struct Context {
     pub args: TargetArgs,
     /// This process's open-file limit.
     pub file_limit: u64,
+    /// The Redis the services share, when `--redis` names one.
+    pub redis: Option<RedisProbe>,
 }
 
 impl Context {
@@ -49,7 +52,30 @@ impl Context {
         };
         let step = Duration::from_secs(args.step_timeout.max(1));
         let target = Target::new(kind, entry, signaler, args.allow_remote, step);
-        Ok(Context { target: Arc::new(target), args: args.clone(), file_limit })
+        let redis = match &args.redis {
+            None => None,
+            Some(url) => {
+                let probe =
+                    RedisProbe::new(url).await.map_err(|reason| ClientError::Url { url: url.clone(), reason })?;
+                if !args.allow_remote && !probe.addr().ip().is_loopback() {
+                    let reason = "not a loopback address (add --allow-remote)".to_owned();
+                    return Err(ClientError::Url { url: url.clone(), reason });
+                }
+                Some(probe)
+            }
+        };
+        Ok(Context { target: Arc::new(target), args: args.clone(), file_limit, redis })
+    }
+
+    /// Redis's counters now, when `--redis` was given and Redis answers (else a note says why).
+    pub async fn redis_snapshot(&self, report: &mut Report) -> Option<Snapshot> {
+        match self.redis.as_ref()?.snapshot().await {
+            Ok(snapshot) => Some(snapshot),
+            Err(why) => {
+                report.note(format!("Redis figures left out: {why}"));
+                None
+            }
+        }
     }
 
     /// Progress bars are hidden when the output is JSON.

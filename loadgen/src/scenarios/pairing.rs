@@ -15,11 +15,11 @@ use super::Context;
 use crate::cli::PairingArgs;
 use crate::client::{self, ClientError, Ws};
 use crate::limits::socket_budget;
-use crate::procfs;
 use crate::progress;
 use crate::report::{Better, Report};
 use crate::stats::{Samples, Tally};
 use crate::wire::Incoming;
+use crate::{procfs, redis_cost};
 
 /// How long every socket is watched after all are matched, for a second `matched`.
 const QUIET: Duration = Duration::from_millis(300);
@@ -58,6 +58,7 @@ pub async fn run(ctx: &Context, args: &PairingArgs) -> Report {
     }
     let probe = ctx.entry_probe();
     let own_before = procfs::own_cpu_seconds();
+    let redis_before = ctx.redis_snapshot(&mut report).await;
     let bar = progress::bar((clients * rounds) as u64, "pairing", ctx.quiet());
     let deadline = Instant::now() + Duration::from_secs(args.limit);
 
@@ -85,9 +86,15 @@ pub async fn run(ctx: &Context, args: &PairingArgs) -> Report {
         done += 1;
     }
     bar.finish_and_clear();
+    // The last round's disconnects are part of what a match costs.
+    tokio::time::sleep(ROUND_GAP).await;
+    let redis_after = ctx.redis_snapshot(&mut report).await;
 
     report.elapsed_s = elapsed;
     let pairs = outcomes.len() as f64 / 2.0;
+    if let (Some(before), Some(after)) = (redis_before, redis_after) {
+        redis_cost::cost_figures(&mut report, before, after, pairs, "match", "match (connect to disconnect)");
+    }
     report.figure("pairs_per_s", "pairs per second", pairs / elapsed, "pairs/s", Better::Higher);
     let mut ttm = Samples::default();
     outcomes.iter().for_each(|o| ttm.push(o.time_to_match));

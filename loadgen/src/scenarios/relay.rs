@@ -16,6 +16,7 @@ use crate::client::{self, ClientError, Ws};
 use crate::payload::{self, Received, Shape, Side};
 use crate::procfs::{self, Probe};
 use crate::progress;
+use crate::redis_cost;
 use crate::report::{Better, Report};
 use crate::stats::{Samples, Tally};
 use crate::target::{Kind, Peer};
@@ -113,11 +114,13 @@ pub async fn run(ctx: &Context, args: &RelayArgs) -> Report {
         }
     });
     tokio::time::sleep_until(start).await;
+    let redis_before = ctx.redis_snapshot(&mut report).await;
     let cpu_before = probe.cpu_seconds();
     let own_before = procfs::own_cpu_seconds();
     let pair_count = pairs.len();
     let mut played = play_pairs(pairs, play).await;
     let cpu = cpu_before.zip(probe.cpu_seconds()).map(|(a, b)| b - a);
+    let redis_after = ctx.redis_snapshot(&mut report).await;
     ticker.abort();
     timer.finish_and_clear();
 
@@ -144,6 +147,9 @@ pub async fn run(ctx: &Context, args: &RelayArgs) -> Report {
         report.latency("rtt", "round trip", &summary, true);
     }
     report.figure("messages", "relayed messages", messages, "msg", Better::Higher);
+    if let (Some(before), Some(after)) = (redis_before, redis_after) {
+        redis_cost::cost_figures(&mut report, before, after, messages, "message", "relayed message");
+    }
     report.check(played.errors.count_of("integrity") == 0, || {
         format!("{} signals arrived altered, misattributed or out of order", played.errors.count_of("integrity"))
     });

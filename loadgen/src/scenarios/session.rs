@@ -17,12 +17,12 @@ use super::{cpu_seconds, Context};
 use crate::cli::SessionArgs;
 use crate::client::{self, ClientError, Ws};
 use crate::payload::{self, Received, Shape, Side};
-use crate::procfs;
 use crate::progress;
 use crate::report::{Better, Report};
 use crate::stats::{Samples, Tally};
 use crate::target::Target;
 use crate::wire::{self, Incoming};
+use crate::{procfs, redis_cost};
 
 /// How a user lives.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,7 @@ pub async fn run(ctx: &Context, args: &SessionArgs) -> Report {
         next_percent: args.next_percent,
         step: ctx.target.step(),
     };
+    let redis_before = ctx.redis_snapshot(&mut report).await;
     let cpu_before = cpu_seconds(&probes);
     let own_before = procfs::own_cpu_seconds();
     let timer = progress::timed(duration, "session", ctx.quiet());
@@ -136,6 +137,7 @@ pub async fn run(ctx: &Context, args: &SessionArgs) -> Report {
         }
     }
     let cpu = cpu_before.zip(cpu_seconds(&probes)).map(|(a, b)| b - a);
+    let redis_after = ctx.redis_snapshot(&mut report).await;
     timer.finish_and_clear();
 
     report.elapsed_s = duration.as_secs_f64();
@@ -147,6 +149,9 @@ pub async fn run(ctx: &Context, args: &SessionArgs) -> Report {
     report.figure("users_per_s", "user sessions per second (steady)", steady / steady_secs, "users/s", Better::Higher);
     let completed = total.completed.len() as f64;
     report.figure("sessions", "user sessions completed", completed, "sessions", Better::Higher);
+    if let (Some(before), Some(after)) = (redis_before, redis_after) {
+        redis_cost::cost_figures(&mut report, before, after, completed, "session", "user session");
+    }
     if let Some(cpu) = cpu {
         report.figure("server_cpu_s", "server CPU", cpu, "s", Better::Lower);
         report.figure(

@@ -128,9 +128,17 @@ impl JsonKind {
     }
 }
 
+/// Appends `value` as a JSON string. Field names and ids need no escaping as a rule, so they
+/// are copied as they are; anything else goes through serde_json.
 fn push_json_string(out: &mut String, value: &str) {
-    // Serialising a &str into JSON cannot fail.
-    out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    } else {
+        // Serialising a &str into JSON cannot fail.
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
 }
 
 /// A `bad-message` rejection.
@@ -200,6 +208,13 @@ mod tests {
         let env = Envelope::parse(r#"{"type":"ice","from":"spoof","candidate":{"c":"x\"y"},"z\u0041":null}"#).unwrap();
         let out: serde_json::Value = serde_json::from_str(&env.with_from("me")).unwrap();
         assert_eq!(out, serde_json::json!({"type":"ice","from":"me","candidate":{"c":"x\"y"},"zA":null}));
+    }
+
+    #[test]
+    fn with_from_escapes_what_json_needs_escaped() {
+        let env = Envelope::parse(r#"{"type":"ice","candidate":null,"a\"b":1,"c\\d":2,"e\u0001":3}"#).unwrap();
+        let out: serde_json::Value = serde_json::from_str(&env.with_from("x\"y")).unwrap();
+        assert_eq!(out, serde_json::json!({"type":"ice","candidate":null,"a\"b":1,"c\\d":2,"e\u{1}":3,"from":"x\"y"}));
     }
 
     #[test]

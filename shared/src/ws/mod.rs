@@ -10,22 +10,24 @@
 //! is dropped with `rate-limited`, and a socket that keeps at it is closed with 1008.
 
 mod outbox;
+mod socket;
 mod sockets;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use self::outbox::Next;
 pub use self::outbox::{ConnId, Outbox, Taker};
+use self::socket::Socket;
 pub use self::sockets::{Open, Sockets};
 use crate::config::Common;
 use crate::error::{ErrorCode, Rejected};
@@ -42,8 +44,6 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code: another connection presented the same ticket and took this one's place.
 pub const CLOSE_REPLACED: u16 = 4000;
 
-/// How many queued messages the writer sends before it flushes the socket.
-const WRITE_BATCH: usize = 64;
 /// How long a close frame may take to leave before the socket is dropped anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The socket read buffer. Most frames are small; a larger frame grows the buffer only for as
@@ -162,8 +162,8 @@ impl Rate {
         Rate { bucket, strikes }
     }
 
-    fn judge(&mut self) -> Verdict {
-        let now = Instant::now().into_std();
+    fn judge(&mut self, now: Instant) -> Verdict {
+        let now = now.into_std();
         if self.bucket.take(now) {
             Verdict::Admit
         } else if self.strikes.strike(now) {
@@ -183,9 +183,11 @@ impl Rate {
 pub async fn drive<S, T>(io: T, open: Open, mut session: S, limits: SocketLimits)
 where
     S: Session,
-    T: AsyncRead + AsyncWrite + Unpin + Send,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(limits.websocket_config())).await;
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(limits.websocket_config())).await;
+    let socket = Arc::new(Socket::new(ws));
+    open.attach(socket.clone());
     let outbox = open.outbox();
     let mut keepalive = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -200,13 +202,13 @@ where
                     let (code, reason) = outbox.close_frame().unwrap_or((CLOSE_GOING_AWAY, "server shutting down"));
                     // Deliver what was queued before the close (a final error, say) if the socket takes it.
                     if code != CLOSE_POLICY {
-                        let _ = Box::pin(flush_queued(&mut ws, &open)).await;
+                        let _ = Box::pin(flush_queued(&socket, &open)).await;
                     }
                     break End::Close(code, reason.to_owned());
                 }
-                Next::Write(first) => {
+                Next::Write => {
                     let written = tokio::select! {
-                        result = write_batch(&mut ws, first, &open) => result,
+                        result = socket.write_queued(&open) => result,
                         () = open.stopped() => continue,
                     };
                     if written.is_err() {
@@ -214,7 +216,7 @@ where
                     }
                 }
             },
-            frame = ws.next() => {
+            frame = socket.next() => {
                 last_heard = Instant::now();
                 let frame = match frame {
                     None | Some(Ok(Message::Close(_))) => break End::Gone,
@@ -226,7 +228,7 @@ where
                         );
                         outbox.errors().count(rejected.code);
                         let reply = Message::Text(error_reply(&rejected).into());
-                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, send_now(&mut ws, reply))).await;
+                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.send(reply))).await;
                         break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
                     }
                     Some(Err(err)) => {
@@ -237,7 +239,7 @@ where
                 // Every frame counts against the rate, control frames included; only data
                 // frames are answered when dropped.
                 let is_data = matches!(frame, Message::Text(_) | Message::Binary(_));
-                match rate.judge() {
+                match rate.judge(last_heard) {
                     Verdict::Admit => {}
                     Verdict::Drop => {
                         if is_data {
@@ -250,7 +252,7 @@ where
                         if is_data {
                             outbox.reject(&rate_limited(limits.rate));
                         }
-                        let _ = Box::pin(flush_queued(&mut ws, &open)).await;
+                        let _ = Box::pin(flush_queued(&socket, &open)).await;
                         break End::Close(CLOSE_POLICY, "too many messages".to_owned());
                     }
                 }
@@ -269,7 +271,7 @@ where
                 }
                 // A socket that cannot take a ping within an interval is as good as gone.
                 let sent = tokio::select! {
-                    sent = Box::pin(tokio::time::timeout(limits.ping_interval, send_now(&mut ws, Message::Ping(Default::default())))) => sent,
+                    sent = Box::pin(tokio::time::timeout(limits.ping_interval, socket.send(Message::Ping(Default::default())))) => sent,
                     () = open.stopped() => continue,
                 };
                 if !matches!(sent, Ok(Ok(()))) {
@@ -279,25 +281,15 @@ where
         }
     };
 
+    // From here on nobody writes to the socket but this driver, and posts are dropped.
+    open.detach();
     // Release what the socket held first, so that its partner hears at once even if the
     // closing handshake below takes its full timeout.
     Box::pin(session.on_close()).await;
     if let End::Close(code, reason) = end {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close_handshake(&mut ws, frame))).await;
+        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Message::Close(Some(frame))))).await;
     }
-}
-
-/// Sends our close frame, then reads (and drops) what the client still sends until its close
-/// reply: closing a socket with unread input resets the connection, and the client would lose
-/// the close frame (and the error before it) that tell it why.
-async fn close_handshake<T>(ws: &mut WebSocketStream<T>, frame: CloseFrame) -> Result<(), WsError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    ws.close(Some(frame)).await?;
-    while let Some(Ok(_)) = ws.next().await {}
-    Ok(())
 }
 
 /// The answer to a frame over the rate.
@@ -311,59 +303,18 @@ fn rate_limited(rate: MessageRate) -> Rejected {
     )
 }
 
-/// Sends one message (or encodable value) straight to the socket.
-async fn send_now<T, M>(ws: &mut WebSocketStream<T>, message: M) -> Result<(), WsError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-    M: IntoFrame,
-{
-    ws.send(message.into_frame()).await
-}
-
-/// Writes `first` and whatever else is queued (up to a batch), then flushes once.
-async fn write_batch<T>(ws: &mut WebSocketStream<T>, first: Utf8Bytes, queue: &Taker) -> Result<(), WsError>
-where
-    T: AsyncRead + AsyncWrite + Unpin,
-{
-    ws.feed(Message::Text(first)).await?;
-    for _ in 1..WRITE_BATCH {
-        match queue.try_next() {
-            Some(text) => ws.feed(Message::Text(text)).await?,
-            None => break,
-        }
-    }
-    ws.flush().await
-}
-
 /// Writes everything still queued, within the close timeout.
-async fn flush_queued<T>(ws: &mut WebSocketStream<T>, queue: &Taker) -> Result<(), WsError>
+async fn flush_queued<T>(socket: &Socket<T>, queue: &Taker) -> Result<(), WsError>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let drain = async {
-        while let Some(text) = queue.try_next() {
-            ws.feed(Message::Text(text)).await?;
+        while queue.has_work() {
+            socket.write_queued(queue).await?;
         }
-        ws.flush().await
+        Ok(())
     };
     tokio::time::timeout(CLOSE_TIMEOUT, drain).await.unwrap_or(Ok(()))
-}
-
-/// Things the driver writes directly.
-trait IntoFrame {
-    fn into_frame(self) -> Message;
-}
-
-impl IntoFrame for Message {
-    fn into_frame(self) -> Message {
-        self
-    }
-}
-
-impl IntoFrame for &CommonMessage<'_> {
-    fn into_frame(self) -> Message {
-        Message::Text(encode(self).into())
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 //! One socket's send queue: anyone may post to it, only the socket's driver takes from it.
 //!
+//! A post to an empty queue first tries the socket itself (see [`super::socket`]): written at
+//! once when the socket is free, in order, with no wake-up of the driver. Everything else is
+//! queued for the driver.
+//!
 //! It is a plain queue under a short lock plus the driver's waker, rather than a channel,
 //! because most sockets sit idle with nothing queued: an empty outbox holds no buffer at all,
 //! and one that emptied after a burst gives its buffer back. The queue is bounded in messages
@@ -16,6 +20,7 @@ use futures_util::task::AtomicWaker;
 use serde::Serialize;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use super::socket::{Direct, DirectWrite};
 use super::{error_reply, SocketLimits, CLOSE_POLICY};
 use crate::error::Rejected;
 use crate::metrics::ErrorCounter;
@@ -58,6 +63,8 @@ struct Shared {
     writer: AtomicWaker,
     /// Set to close the socket (by us, by shutdown, or because its driver is gone).
     stopping: AtomicBool,
+    /// A direct write left bytes the socket could not take yet: the driver must flush them.
+    unflushed: AtomicBool,
     /// The close frame to send; the first reason given wins.
     close: OnceLock<(u16, &'static str)>,
     errors: ErrorCounter,
@@ -66,6 +73,8 @@ struct Shared {
 #[derive(Default)]
 struct Queue {
     messages: VecDeque<Utf8Bytes>,
+    /// The socket, while its driver runs, for direct writes.
+    socket: Option<Arc<dyn DirectWrite>>,
     /// Bytes of text queued and not yet taken by the writer.
     bytes: usize,
     /// The driver is gone: nothing posted now would be written.
@@ -94,11 +103,29 @@ impl Outbox {
     /// Queues a text frame. A socket whose queue is full, in messages or in bytes, is closed
     /// (it stopped reading); a message into an empty queue is always taken, however large.
     /// Returns whether the frame was queued.
-    pub fn send_text(&self, text: Utf8Bytes) -> bool {
+    pub fn send_text(&self, mut text: Utf8Bytes) -> bool {
         let len = text.len();
         let mut queue = self.0.queue();
         if queue.closed {
             return false;
+        }
+        // Nothing waits before this message: try the socket itself. Under the queue's lock, so
+        // that no other post can overtake it.
+        let free = queue.messages.is_empty()
+            && !self.0.unflushed.load(Ordering::Acquire)
+            && !self.0.stopping.load(Ordering::Acquire);
+        if let (true, Some(socket)) = (free, &queue.socket) {
+            match socket.try_write(text) {
+                Direct::Done => return true,
+                Direct::Unflushed => {
+                    // The rest is the driver's to write, with its own waker.
+                    drop(queue);
+                    self.0.unflushed.store(true, Ordering::Release);
+                    self.0.writer.wake();
+                    return true;
+                }
+                Direct::Busy(back) => text = back,
+            }
         }
         let over_count = queue.messages.len() >= self.0.capacity;
         let over_bytes = queue.bytes > 0 && queue.bytes.saturating_add(len) > self.0.max_bytes;
@@ -167,6 +194,7 @@ pub(super) fn outbox(limits: &SocketLimits, errors: ErrorCounter) -> (Outbox, Ta
         queued: AtomicUsize::new(0),
         writer: AtomicWaker::new(),
         stopping: AtomicBool::new(false),
+        unflushed: AtomicBool::new(false),
         close: OnceLock::new(),
         errors,
     }));
@@ -175,8 +203,8 @@ pub(super) fn outbox(limits: &SocketLimits, errors: ErrorCounter) -> (Outbox, Ta
 
 /// What the driver is to do next.
 pub(super) enum Next {
-    /// Write this.
-    Write(Utf8Bytes),
+    /// Write what is queued (or finish a flush).
+    Write,
     /// Close the socket.
     Stop,
 }
@@ -227,9 +255,34 @@ impl Taker {
 
     fn ready(&self) -> Option<Next> {
         if self.is_stopping() {
-            return Some(Next::Stop);
+            Some(Next::Stop)
+        } else if self.has_work() {
+            Some(Next::Write)
+        } else {
+            None
         }
-        self.try_next().map(Next::Write)
+    }
+
+    /// Whether something waits to be written: queued messages, or a direct write's remainder.
+    pub(super) fn has_work(&self) -> bool {
+        self.0 .0.queued.load(Ordering::Acquire) > 0 || self.0 .0.unflushed.load(Ordering::Acquire)
+    }
+
+    /// The driver flushed the socket: what a direct write left is gone.
+    pub(super) fn flushed(&self) {
+        self.0 .0.unflushed.store(false, Ordering::Release);
+    }
+
+    /// Lets senders write to `socket` directly from now on.
+    pub(super) fn attach(&self, socket: Arc<dyn DirectWrite>) {
+        self.0 .0.queue().socket = Some(socket);
+    }
+
+    /// The driver is done with the socket: no more direct writes, and the socket counts as
+    /// closed for everyone who still holds the outbox.
+    pub(super) fn detach(&self) {
+        self.0 .0.stopping.store(true, Ordering::Release);
+        self.0 .0.queue().socket = None;
     }
 
     /// The next queued message, if there is one.
@@ -253,6 +306,7 @@ impl Drop for Taker {
         self.0 .0.stopping.store(true, Ordering::Release);
         let mut queue = self.0 .0.queue();
         queue.closed = true;
+        queue.socket = None;
         queue.messages = VecDeque::new();
         self.0 .0.queued.store(0, Ordering::Release);
         queue.bytes = 0;
@@ -363,7 +417,7 @@ mod tests {
         let (outbox, taker) = new(100, 1_000_000);
         let waiting = tokio::spawn(async move {
             match taker.next().await {
-                Next::Write(text) => Some(text.as_str().to_owned()),
+                Next::Write => taker.try_next().map(|text| text.as_str().to_owned()),
                 Next::Stop => None,
             }
         });

@@ -71,6 +71,7 @@ pub async fn run(ctx: &Context, args: &IdleArgs) -> Report {
     let settle = Duration::from_secs(args.settle);
     tokio::time::sleep(settle).await;
     let before = (entry.rss_bytes().await, rss(signaler).await);
+    let redis_before = ctx.redis_snapshot(&mut report).await;
     let own_before = procfs::own_cpu_seconds();
 
     let start = Instant::now();
@@ -85,6 +86,7 @@ pub async fn run(ctx: &Context, args: &IdleArgs) -> Report {
     report.elapsed_s = start.elapsed().as_secs_f64();
     tokio::time::sleep(settle).await;
     let after = (entry.rss_bytes().await, rss(signaler).await);
+    let redis_after = ctx.redis_snapshot(&mut report).await;
     let server_counts =
         if bare { (None, None) } else { (connections(Some(entry_addr)).await, connections(signaler_addr).await) };
 
@@ -93,6 +95,18 @@ pub async fn run(ctx: &Context, args: &IdleArgs) -> Report {
     report.loadgen_cpu_s = procfs::own_cpu_seconds() - own_before;
 
     memory_figures(&mut report, entry, signaler, before, after, &held);
+    if let (Some(before), Some(after)) = (redis_before, redis_after) {
+        if held.entry > 0 {
+            let per_client = (after.used_memory as f64 - before.used_memory as f64) / held.entry as f64;
+            report.figure(
+                "redis_bytes_per_idle_client",
+                "Redis memory per idle client",
+                per_client,
+                "B",
+                Better::Lower,
+            );
+        }
+    }
     if let Some(n) = server_counts.0 {
         report.figure("entry_server_connections", "connections the server counts", n, "conns", Better::Higher);
     }
