@@ -2,16 +2,21 @@
 //! keepalive pings, the frame size limit, and the close codes of the contract.
 //!
 //! Each socket is driven by one task that reads frames, hands text to the service's [`Session`],
-//! and writes what others posted to its [`Outbox`]. Nobody else touches the socket, so a slow
-//! client can only slow itself down: when its outbox is full (in messages or in bytes) it is
-//! disconnected, and no write of the driver waits on it without a bound.
+//! and writes what others posted to its [`Outbox`]. A post to an empty outbox is written by the
+//! poster itself when the socket is free and takes it at once ([`socket`]); nobody but the
+//! driver ever waits on the socket, so a slow client can only slow itself down: when its outbox
+//! is full (in messages or in bytes) it is disconnected, and no write waits on it without a
+//! bound. [`Sockets`] knows every open socket, so that shutdown can close them all.
+//!
+//! Layout: [`outbox`] (the send queue), [`socket`] (the stream behind its lock, direct writes),
+//! [`sockets`] (the open ones), and the driver here.
 //!
 //! The driver also applies the socket's message rate (see [`crate::limits`]): a frame beyond it
 //! is dropped with `rate-limited`, and a socket that keeps at it is closed with 1008.
 
-mod outbox;
-mod socket;
-mod sockets;
+pub mod outbox;
+pub mod socket;
+pub mod sockets;
 
 use std::future::Future;
 use std::sync::Arc;
