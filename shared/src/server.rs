@@ -177,13 +177,12 @@ where
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let shared = self.clone();
-        let task = async move {
+        self.lifecycle.spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => shared.run_socket(TokioIo::new(upgraded), socket_request, slot).await,
                 Err(err) => tracing::debug!(%err, %peer, "upgrade failed"),
             }
-        };
-        self.lifecycle.spawn(task);
+        });
         let mut response = warp::reply::Response::new("".into());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();

@@ -222,29 +222,23 @@ impl Taker {
     /// The next thing to do: close the socket if asked to, else write the next queued message,
     /// waiting for one.
     pub(super) async fn next(&self) -> Next {
-        poll_fn(|cx| {
-            if let Some(next) = self.ready() {
-                return Poll::Ready(next);
-            }
-            self.0 .0.writer.register(cx.waker());
-            // A post between the look above and the registration would otherwise go unnoticed.
-            self.ready().map_or(Poll::Pending, Poll::Ready)
-        })
-        .await
+        self.until(|| self.ready()).await
     }
 
     /// Resolves once the socket is to be closed (to cut a stuck write short).
     pub(super) async fn stopped(&self) {
+        self.until(|| self.is_stopping().then_some(())).await
+    }
+
+    /// Waits, as the driver, until `ready` has an answer; posts and closes wake the driver.
+    async fn until<T>(&self, ready: impl Fn() -> Option<T>) -> T {
         poll_fn(|cx| {
-            if self.is_stopping() {
-                return Poll::Ready(());
+            if let Some(answer) = ready() {
+                return Poll::Ready(answer);
             }
             self.0 .0.writer.register(cx.waker());
-            if self.is_stopping() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
+            // A post between the look above and the registration would otherwise go unnoticed.
+            ready().map_or(Poll::Pending, Poll::Ready)
         })
         .await
     }
@@ -303,10 +297,9 @@ impl Taker {
 
 impl Drop for Taker {
     fn drop(&mut self) {
-        self.0 .0.stopping.store(true, Ordering::Release);
+        self.detach();
         let mut queue = self.0 .0.queue();
         queue.closed = true;
-        queue.socket = None;
         queue.messages = VecDeque::new();
         self.0 .0.queued.store(0, Ordering::Release);
         queue.bytes = 0;
