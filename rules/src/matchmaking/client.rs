@@ -1,0 +1,92 @@
+//! One client as the matchmaker knows it: its socket, whether that socket is there, and where
+//! it stands (idle, waiting, being confirmed, matched). This is also the record a shell keeps
+//! outside the process (Redis) so that another owner can take over the queue.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClientId, Conn, HomeId, RoomId};
+use crate::time::Millis;
+
+/// Where a client stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Standing {
+    /// Connected, not looking for anyone.
+    Idle,
+    /// In the queue. `seq` orders the queue: lower has waited longer.
+    Waiting {
+        /// Arrival number.
+        seq: u64,
+        /// When it arrived.
+        since: Millis,
+    },
+    /// Paired, but not told yet: waiting for the instances that hold both sockets to confirm
+    /// both are still there. Keeps its place (`seq`) in case the match falls through.
+    Confirming {
+        /// Arrival number, kept for going back to the head of the queue.
+        seq: u64,
+        /// When it arrived in the queue.
+        since: Millis,
+        /// The presence check both sides of this match answer.
+        check: u64,
+        /// The room the match will open.
+        room: RoomId,
+        /// The partner.
+        partner: ClientId,
+        /// Whether this side makes the WebRTC offer.
+        initiator: bool,
+        /// Whose instance's signaler both partners will use.
+        via: HomeId,
+        /// Whether this side's presence is confirmed.
+        confirmed: bool,
+    },
+    /// In a match.
+    Matched {
+        /// The room.
+        room: RoomId,
+        /// The partner.
+        partner: ClientId,
+        /// Whether this side makes the WebRTC offer.
+        initiator: bool,
+        /// Whose instance's signaler both partners use.
+        via: HomeId,
+    },
+}
+
+/// A client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Client {
+    /// Its socket, or the last one it had while it is away.
+    pub conn: Conn,
+    /// Whether that socket is believed open. A client whose socket dropped without a close frame
+    /// is away (not present) for the resume grace window.
+    pub present: bool,
+    /// When it went away.
+    pub away_since: Option<Millis>,
+    /// Where it stands.
+    pub standing: Standing,
+    /// The generation of its resume token: each resume issues the next one, so a token works once.
+    pub generation: u32,
+}
+
+impl Client {
+    /// A client that just connected.
+    pub fn new(conn: Conn) -> Self {
+        Client { conn, present: true, away_since: None, standing: Standing::Idle, generation: 0 }
+    }
+
+    /// Its place in the queue, while waiting or being confirmed.
+    pub fn seq(&self) -> Option<u64> {
+        match self.standing {
+            Standing::Waiting { seq, .. } | Standing::Confirming { seq, .. } => Some(seq),
+            _ => None,
+        }
+    }
+
+    /// Its partner, when matched or being confirmed.
+    pub fn partner(&self) -> Option<ClientId> {
+        match self.standing {
+            Standing::Matched { partner, .. } | Standing::Confirming { partner, .. } => Some(partner),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,471 @@
+//! The matchmaking rules, one behaviour per test, driven the way a shell drives them.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::ids::Ids;
+
+const HOME: HomeId = uuid::Uuid::from_u128(1);
+const OTHER_HOME: HomeId = uuid::Uuid::from_u128(2);
+
+/// A shell in miniature: sockets by number, presence confirmed at once unless told otherwise.
+struct Sim {
+    mm: Matchmaking,
+    now: Millis,
+    next_socket: u64,
+    /// Events per client, in order.
+    heard: HashMap<ClientId, Vec<Event>>,
+    /// Sockets closed as replaced.
+    replaced: Vec<Conn>,
+    /// Presence checks left unanswered (for tests that answer them by hand).
+    pending: Vec<(Conn, u64)>,
+    auto_confirm: bool,
+    /// Sockets the "instances" consider closed.
+    closed: Vec<Conn>,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        Sim::with(Settings::default())
+    }
+
+    fn with(settings: Settings) -> Sim {
+        Sim {
+            mm: Matchmaking::new(settings, Ids::from_seed([9; 32])),
+            now: 1_000_000,
+            next_socket: 1,
+            heard: HashMap::new(),
+            replaced: Vec::new(),
+            pending: Vec::new(),
+            auto_confirm: true,
+            closed: Vec::new(),
+        }
+    }
+
+    fn connect_at(&mut self, home: HomeId) -> (Conn, ClientId) {
+        let conn = Conn::new(home, self.next_socket);
+        let id = uuid::Uuid::from_u128(1000 + u128::from(self.next_socket));
+        self.next_socket += 1;
+        self.apply(Input::Connect { conn, client: id });
+        (conn, id)
+    }
+
+    fn connect(&mut self) -> (Conn, ClientId) {
+        self.connect_at(HOME)
+    }
+
+    fn apply(&mut self, input: Input) {
+        self.mm.apply(self.now, input);
+        self.drain();
+    }
+
+    fn advance(&mut self, ms: Millis) {
+        self.now += ms;
+        self.mm.tick(self.now);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let outputs: Vec<Output> = self.mm.outputs().collect();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                match output {
+                    Output::Send { client, event, .. } => self.heard.entry(client).or_default().push(event),
+                    Output::Replace { to } => self.replaced.push(to),
+                    Output::Confirm { to, check } => {
+                        if self.auto_confirm {
+                            let present = !self.closed.contains(&to);
+                            self.mm.apply(self.now, Input::Presence { conn: to, check, present });
+                        } else {
+                            self.pending.push((to, check));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn available(&mut self, conn: Conn) {
+        self.apply(Input::Available { conn });
+    }
+
+    fn take(&mut self, id: ClientId) -> Vec<Event> {
+        self.heard.remove(&id).unwrap_or_default()
+    }
+
+    fn matched_with(&mut self, id: ClientId) -> Option<ClientId> {
+        self.take(id).into_iter().rev().find_map(|e| match e {
+            Event::Matched { partner, .. } => Some(partner),
+            _ => None,
+        })
+    }
+
+    fn room_of(&self, id: ClientId) -> Option<RoomId> {
+        match self.mm.client(id)?.standing {
+            Standing::Matched { room, .. } => Some(room),
+            _ => None,
+        }
+    }
+}
+
+fn matched(events: &[Event]) -> bool {
+    events.iter().any(|e| matches!(e, Event::Matched { .. }))
+}
+
+#[test]
+fn available_is_answered_queued() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    sim.available(a);
+    assert_eq!(sim.take(a_id), vec![Event::Queued { waiting: 1 }]);
+}
+
+#[test]
+fn two_waiting_clients_are_paired_and_the_longer_waiting_one_offers() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    let heard_a = sim.take(a_id);
+    let heard_b = sim.take(b_id);
+    let Some(Event::Matched { room, partner, initiator: true, via }) = heard_a.last().cloned() else {
+        panic!("{heard_a:?}")
+    };
+    assert_eq!((partner, via), (b_id, HOME));
+    assert_eq!(heard_b.last(), Some(&Event::Matched { room, partner: a_id, initiator: false, via }));
+    assert_eq!(sim.mm.stats(), Stats { online: 2, waiting: 0, rooms: 1 });
+}
+
+#[test]
+fn the_client_that_waited_longest_is_paired_first() {
+    let mut sim = Sim::new();
+    let clients: Vec<_> = (0..6).map(|_| sim.connect()).collect();
+    for (conn, _) in &clients {
+        sim.available(*conn);
+    }
+    for pair in clients.chunks(2) {
+        assert_eq!(sim.matched_with(pair[0].1), Some(pair[1].1));
+        assert_eq!(sim.matched_with(pair[1].1), Some(pair[0].1));
+    }
+}
+
+#[test]
+fn available_twice_queues_once() {
+    let mut sim = Sim::new();
+    let (a, _) = sim.connect();
+    sim.available(a);
+    sim.available(a);
+    assert_eq!(sim.mm.stats().waiting, 1);
+}
+
+#[test]
+fn available_while_matched_is_refused_and_changes_nothing() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    let room = sim.room_of(a_id);
+    sim.take(a_id);
+    sim.available(a);
+    assert_eq!(sim.take(a_id), vec![Event::Refused(Refusal::AlreadyMatched)]);
+    assert_eq!(sim.room_of(a_id), room);
+    assert_eq!(sim.room_of(b_id), room);
+}
+
+#[test]
+fn next_tells_the_partner_and_requeues_both_sender_first() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    let (c, c_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    sim.available(c);
+    let room = sim.room_of(a_id).unwrap();
+    sim.take(a_id);
+    sim.take(b_id);
+    sim.apply(Input::Next { conn: a });
+    // c had waited longest, a came back next; b waits.
+    assert_eq!(sim.take(b_id)[0], Event::PartnerLeft { room });
+    assert_eq!(sim.matched_with(c_id), Some(a_id));
+    assert!(matches!(sim.mm.client(b_id).unwrap().standing, Standing::Waiting { .. }));
+}
+
+#[test]
+fn without_requeue_the_partner_is_left_idle() {
+    let mut sim = Sim::with(Settings { requeue_on_partner_leave: false, ..Settings::default() });
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    sim.apply(Input::Leave { conn: a });
+    assert_eq!(sim.take(a_id).last(), Some(&Event::Left));
+    assert!(matches!(sim.take(b_id).last(), Some(Event::PartnerLeft { .. })));
+    assert_eq!(sim.mm.stats(), Stats { online: 2, waiting: 0, rooms: 0 });
+}
+
+#[test]
+fn a_clean_close_is_a_leave_at_once() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    sim.take(b_id);
+    sim.apply(Input::Closed { conn: a, clean: true });
+    assert!(matches!(sim.take(b_id).first(), Some(Event::PartnerLeft { .. })));
+    assert!(sim.mm.client(a_id).is_none());
+}
+
+#[test]
+fn a_dropped_waiting_client_keeps_its_place_but_is_not_paired() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.apply(Input::Closed { conn: a, clean: false });
+    sim.available(b);
+    assert!(!matched(&sim.take(b_id)), "an away client is not paired");
+    sim.take(a_id);
+    // It comes back on a new socket and is paired at its old place, ahead of b.
+    let (a2, _) = sim.connect();
+    let generation = sim.mm.client(a_id).unwrap().generation;
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation });
+    let heard = sim.take(a_id);
+    assert!(matches!(heard[0], Event::Resumed { state: ResumedState::Queued, .. }), "{heard:?}");
+    assert!(matches!(heard.last(), Some(Event::Matched { partner, initiator: true, .. }) if *partner == b_id));
+}
+
+#[test]
+fn a_dropped_matched_client_stays_matched_and_its_partner_hears_away_then_back() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    let room = sim.room_of(a_id).unwrap();
+    sim.take(a_id);
+    sim.take(b_id);
+    sim.apply(Input::Closed { conn: a, clean: false });
+    assert_eq!(sim.take(b_id), vec![Event::PartnerAway { room }]);
+    let (a2, _) = sim.connect();
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    assert_eq!(sim.take(b_id), vec![Event::PartnerBack { room }]);
+    let heard = sim.take(a_id);
+    assert!(matches!(heard[0], Event::Resumed { state: ResumedState::Matched, generation: 1, .. }));
+    assert!(
+        matches!(heard[1], Event::Matched { room: r, partner, initiator: true, .. } if r == room && partner == b_id)
+    );
+    assert_eq!(sim.room_of(b_id), Some(room));
+}
+
+#[test]
+fn when_the_grace_window_ends_the_away_client_has_left() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    let room = sim.room_of(a_id).unwrap();
+    sim.apply(Input::Closed { conn: a, clean: false });
+    sim.take(b_id);
+    sim.advance(Settings::default().resume_grace - 1);
+    assert!(sim.take(b_id).is_empty(), "not before the window ends");
+    sim.advance(1);
+    let heard = sim.take(b_id);
+    assert_eq!(heard[0], Event::PartnerLeft { room });
+    assert!(matches!(heard[1], Event::Queued { .. }));
+    assert!(sim.mm.client(a_id).is_none());
+}
+
+#[test]
+fn a_resume_after_the_window_fails_and_the_socket_goes_on_as_itself() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    sim.available(a);
+    sim.apply(Input::Closed { conn: a, clean: false });
+    sim.advance(Settings::default().resume_grace);
+    let (a2, fresh) = sim.connect();
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    assert_eq!(sim.take(fresh), vec![Event::Refused(Refusal::ResumeFailed)]);
+    assert_eq!(sim.mm.client_on(a2), Some(fresh));
+}
+
+#[test]
+fn a_token_works_once() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    sim.apply(Input::Closed { conn: a, clean: false });
+    let (a2, _) = sim.connect();
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    sim.apply(Input::Closed { conn: a2, clean: false });
+    let (a3, fresh) = sim.connect();
+    sim.apply(Input::Resume { conn: a3, client: a_id, generation: 0 });
+    assert_eq!(sim.take(fresh), vec![Event::Refused(Refusal::ResumeFailed)]);
+    sim.apply(Input::Resume { conn: a3, client: a_id, generation: 1 });
+    assert_eq!(sim.mm.client_on(a3), Some(a_id));
+}
+
+#[test]
+fn a_token_of_a_client_that_closed_cleanly_fails() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    sim.apply(Input::Closed { conn: a, clean: true });
+    let (a2, fresh) = sim.connect();
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    assert_eq!(sim.take(fresh), vec![Event::Refused(Refusal::ResumeFailed)]);
+}
+
+#[test]
+fn a_resume_while_the_old_socket_is_open_closes_it_as_replaced() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (a2, _) = sim.connect();
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    assert_eq!(sim.replaced, vec![a]);
+    assert_eq!(sim.mm.client_on(a2), Some(a_id));
+    assert_eq!(sim.mm.client_on(a), None);
+    // The old socket's close changes nothing any more.
+    sim.apply(Input::Closed { conn: a, clean: true });
+    assert!(sim.mm.client(a_id).is_some());
+}
+
+#[test]
+fn the_fresh_client_of_a_resuming_socket_is_forgotten() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    sim.apply(Input::Closed { conn: a, clean: false });
+    let (a2, fresh) = sim.connect();
+    sim.available(a2);
+    sim.apply(Input::Resume { conn: a2, client: a_id, generation: 0 });
+    assert!(sim.mm.client(fresh).is_none());
+    assert_eq!(sim.mm.stats(), Stats { online: 1, waiting: 0, rooms: 0 });
+}
+
+#[test]
+fn with_no_grace_window_a_drop_is_a_leave() {
+    let mut sim = Sim::with(Settings { resume_grace: 0, ..Settings::default() });
+    let (a, a_id) = sim.connect();
+    sim.available(a);
+    sim.apply(Input::Closed { conn: a, clean: false });
+    assert!(sim.mm.client(a_id).is_none());
+}
+
+#[test]
+fn a_match_is_announced_only_after_both_presences_are_confirmed() {
+    let mut sim = Sim::new();
+    sim.auto_confirm = false;
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    assert_eq!(sim.pending.len(), 2);
+    let (first, second) = (sim.pending[0], sim.pending[1]);
+    sim.apply(Input::Presence { conn: first.0, check: first.1, present: true });
+    assert!(!matched(&sim.take(a_id)) && !matched(&sim.take(b_id)));
+    sim.apply(Input::Presence { conn: second.0, check: second.1, present: true });
+    assert_eq!(sim.matched_with(a_id), Some(b_id));
+    assert_eq!(sim.matched_with(b_id), Some(a_id));
+}
+
+#[test]
+fn when_a_partner_is_not_confirmed_the_live_client_goes_back_to_the_head_and_never_hears() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect_at(HOME);
+    let (ghost, ghost_id) = sim.connect_at(OTHER_HOME);
+    let (c, c_id) = sim.connect();
+    sim.available(a);
+    sim.closed.push(ghost); // its instance closed it; the close has not reached the queue yet
+    sim.available(ghost);
+    let heard = sim.take(a_id);
+    assert!(!matched(&heard), "a never hears of the failed match: {heard:?}");
+    assert!(!sim.mm.client(ghost_id).unwrap().present);
+    // a is still first in line: the next arrival is paired with it.
+    sim.available(c);
+    assert_eq!(sim.matched_with(a_id), Some(c_id));
+}
+
+#[test]
+fn an_unanswered_presence_check_times_out_as_absent() {
+    let mut sim = Sim::new();
+    sim.auto_confirm = false;
+    let (a, a_id) = sim.connect_at(HOME);
+    let (b, b_id) = sim.connect_at(OTHER_HOME);
+    sim.available(a);
+    sim.available(b);
+    let a_check = sim.pending.iter().find(|(conn, _)| *conn == a).copied().unwrap();
+    sim.apply(Input::Presence { conn: a, check: a_check.1, present: true });
+    sim.advance(Settings::default().confirm_timeout);
+    assert!(!sim.mm.client(b_id).unwrap().present, "b's instance never answered");
+    assert!(matches!(sim.mm.client(a_id).unwrap().standing, Standing::Waiting { .. }));
+    assert!(!matched(&sim.take(a_id)));
+}
+
+#[test]
+fn a_gone_instance_leaves_its_clients_away() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect_at(HOME);
+    let (b, b_id) = sim.connect_at(OTHER_HOME);
+    sim.available(a);
+    sim.available(b);
+    let room = sim.room_of(a_id).unwrap();
+    sim.take(a_id);
+    sim.apply(Input::HomeGone { home: OTHER_HOME });
+    assert_eq!(sim.take(a_id), vec![Event::PartnerAway { room }]);
+    assert!(!sim.mm.client(b_id).unwrap().present);
+}
+
+#[test]
+fn records_rebuild_the_queue_in_order_and_the_matches() {
+    let mut sim = Sim::new();
+    let clients: Vec<_> = (0..5).map(|_| sim.connect()).collect();
+    for (conn, _) in &clients {
+        sim.available(*conn);
+    }
+    // 0-1 and 2-3 matched, 4 waits; a sixth arrives later.
+    let records: Vec<(ClientId, Client)> = sim.mm.clients().map(|(id, c)| (*id, c.clone())).collect();
+    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records);
+    assert_eq!(restored.stats(), Stats { online: 5, waiting: 1, rooms: 2 });
+    let conn = Conn::new(HOME, 99);
+    restored.apply(sim.now, Input::Connect { conn, client: uuid::Uuid::from_u128(99) });
+    restored.apply(sim.now, Input::Available { conn });
+    let confirms: Vec<_> = restored.outputs().filter(|o| matches!(o, Output::Confirm { .. })).collect();
+    assert_eq!(confirms.len(), 2, "the sixth is paired with the one that waited");
+}
+
+#[test]
+fn a_match_only_one_record_names_is_ended_on_restore() {
+    let mut sim = Sim::new();
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    let records: Vec<(ClientId, Client)> =
+        sim.mm.clients().filter(|(id, _)| **id == a_id).map(|(id, c)| (*id, c.clone())).collect();
+    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records);
+    let told: Vec<Output> = restored.outputs().collect();
+    assert!(told
+        .iter()
+        .any(|o| matches!(o, Output::Send { event: Event::PartnerLeft { .. }, client, .. } if *client == a_id)));
+    assert!(restored.client(b_id).is_none());
+    assert_eq!(restored.stats().rooms, 0);
+}
+
+#[test]
+fn changes_are_tracked_for_the_records_kept_elsewhere() {
+    let mut mm = Matchmaking::new(Settings::default(), Ids::from_seed([1; 32])).track_changes();
+    let conn = Conn::new(HOME, 1);
+    let id = uuid::Uuid::from_u128(5);
+    mm.apply(0, Input::Connect { conn, client: id });
+    mm.apply(0, Input::Available { conn });
+    let changes = mm.take_changes();
+    assert_eq!(changes.len(), 1);
+    assert!(matches!(changes[0].1.as_ref().map(|c| &c.standing), Some(Standing::Waiting { .. })));
+    mm.apply(0, Input::Closed { conn, clean: true });
+    assert_eq!(mm.take_changes(), vec![(id, None)]);
+}

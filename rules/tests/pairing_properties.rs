@@ -1,0 +1,289 @@
+//! The pairing rules under random sequences of what clients and instances do: available,
+//! next, leave, clean and unclean closes, resumes (good and stale tokens), presence checks
+//! answered late or not at all, instances dying, time passing. After every step:
+//! - nobody is paired with itself, and a match is the same match seen from both sides;
+//! - FIFO: of the clients that may be paired, at most one is left unpaired, and it is the
+//!   youngest of those the step paired or left;
+//! - nobody is lost: a client that asked for a partner and is there is waiting, being
+//!   confirmed or matched (or idle because its partner left and requeueing is off);
+//! - nobody hears `matched` for a match that is not the one it is in.
+
+use std::collections::{HashMap, HashSet};
+
+use proptest::prelude::*;
+use rules::matchmaking::{Event, Input, Matchmaking, Output, Settings, Standing};
+use rules::{ClientId, Conn, HomeId, Ids};
+
+const HOMES: [HomeId; 2] = [uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+const CLIENTS: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Available(usize),
+    Next(usize),
+    Leave(usize),
+    /// A clean close (`true`) or a drop.
+    Close(usize, bool),
+    /// A new socket resumes the client, with its current token (`true`) or a stale one.
+    Resume(usize, bool),
+    /// Answer the oldest unanswered presence check: present or not.
+    Answer(bool),
+    HomeGone(usize),
+    Wait(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let c = 0..CLIENTS;
+    prop_oneof![
+        5 => c.clone().prop_map(Op::Available),
+        3 => c.clone().prop_map(Op::Next),
+        1 => c.clone().prop_map(Op::Leave),
+        2 => (c.clone(), any::<bool>()).prop_map(|(i, clean)| Op::Close(i, clean)),
+        2 => (c, any::<bool>()).prop_map(|(i, good)| Op::Resume(i, good)),
+        4 => any::<bool>().prop_map(Op::Answer),
+        1 => (0..HOMES.len()).prop_map(Op::HomeGone),
+        2 => prop_oneof![Just(500u64), Just(3_000), Just(25_000)].prop_map(Op::Wait),
+    ]
+}
+
+/// What the client asked for last.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wants {
+    Nothing,
+    Partner,
+}
+
+struct World {
+    mm: Matchmaking,
+    requeue: bool,
+    now: u64,
+    next_socket: u64,
+    /// The socket each client is on now (the shell's view), by client index.
+    sockets: Vec<Conn>,
+    ids: Vec<ClientId>,
+    wants: Vec<Wants>,
+    /// Presence checks not answered yet.
+    checks: Vec<(Conn, u64)>,
+    /// Sockets that are closed (an instance would answer "absent" for them).
+    closed: HashSet<Conn>,
+    /// The last `matched` each client heard: (room, partner).
+    heard_match: HashMap<ClientId, (uuid::Uuid, ClientId)>,
+}
+
+impl World {
+    fn new(requeue: bool) -> World {
+        let settings = Settings { requeue_on_partner_leave: requeue, resume_grace: 20_000, confirm_timeout: 3_000 };
+        let mut world = World {
+            mm: Matchmaking::new(settings, Ids::from_seed([5; 32])),
+            requeue,
+            now: 1_000_000,
+            next_socket: 1,
+            sockets: Vec::new(),
+            ids: (0..CLIENTS).map(|i| uuid::Uuid::from_u128(100 + i as u128)).collect(),
+            wants: vec![Wants::Nothing; CLIENTS],
+            checks: Vec::new(),
+            closed: HashSet::new(),
+            heard_match: HashMap::new(),
+        };
+        for i in 0..CLIENTS {
+            let conn = world.new_socket(i % HOMES.len());
+            world.sockets.push(conn);
+            world.apply(Input::Connect { conn, client: world.ids[i] });
+        }
+        world
+    }
+
+    fn new_socket(&mut self, home: usize) -> Conn {
+        self.next_socket += 1;
+        Conn::new(HOMES[home], self.next_socket)
+    }
+
+    fn apply(&mut self, input: Input) {
+        self.mm.apply(self.now, input);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        let outputs: Vec<Output> = self.mm.outputs().collect();
+        for output in outputs {
+            match output {
+                Output::Confirm { to, check } => self.checks.push((to, check)),
+                Output::Send { client, event: Event::Matched { room, partner, .. }, .. } => {
+                    self.heard_match.insert(client, (room, partner));
+                }
+                Output::Send { client, event: Event::PartnerLeft { .. } | Event::Resumed { .. }, .. } => {
+                    // A resumed client hears where it stands; a `matched` follows if it is in one.
+                    self.heard_match.remove(&client);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn present(&self, i: usize) -> bool {
+        self.mm.client(self.ids[i]).is_some_and(|c| c.present)
+    }
+
+    fn step(&mut self, op: Op) {
+        match op {
+            Op::Available(i) | Op::Next(i) | Op::Leave(i) if self.present(i) => {
+                let conn = self.sockets[i];
+                let input = match op {
+                    Op::Available(_) => Input::Available { conn },
+                    Op::Next(_) => Input::Next { conn },
+                    _ => Input::Leave { conn },
+                };
+                self.wants[i] = if matches!(op, Op::Leave(_)) { Wants::Nothing } else { Wants::Partner };
+                if matches!(op, Op::Leave(_) | Op::Next(_)) {
+                    self.heard_match.remove(&self.ids[i]);
+                }
+                self.apply(input);
+            }
+            Op::Close(i, clean) if self.present(i) => {
+                let conn = self.sockets[i];
+                self.closed.insert(conn);
+                self.apply(Input::Closed { conn, clean });
+            }
+            Op::Resume(i, good) => {
+                let Some(generation) = self.mm.client(self.ids[i]).map(|c| c.generation) else { return };
+                let home = (self.next_socket as usize) % HOMES.len();
+                let conn = self.new_socket(home);
+                let fresh = uuid::Uuid::from_u128(10_000 + u128::from(self.next_socket));
+                self.apply(Input::Connect { conn, client: fresh });
+                let generation = if good { generation } else { generation.wrapping_add(7) };
+                self.apply(Input::Resume { conn, client: self.ids[i], generation });
+                if self.mm.client_on(conn) == Some(self.ids[i]) {
+                    let old = std::mem::replace(&mut self.sockets[i], conn);
+                    self.closed.insert(old);
+                } else {
+                    // The socket goes on as its fresh client; this test forgets it.
+                    self.closed.insert(conn);
+                    self.apply(Input::Closed { conn, clean: true });
+                }
+            }
+            Op::Answer(present) => {
+                if self.checks.is_empty() {
+                    return;
+                }
+                let (conn, check) = self.checks.remove(0);
+                let present = present && !self.closed.contains(&conn);
+                self.apply(Input::Presence { conn, check, present });
+            }
+            Op::HomeGone(h) => {
+                for (i, conn) in self.sockets.clone().into_iter().enumerate() {
+                    if conn.home == HOMES[h] && self.present(i) {
+                        self.closed.insert(conn);
+                    }
+                }
+                self.apply(Input::HomeGone { home: HOMES[h] });
+            }
+            Op::Wait(ms) => {
+                self.now += ms;
+                self.mm.tick(self.now);
+                self.drain();
+            }
+            _ => {}
+        }
+    }
+
+    /// Clients that may be paired right now, by arrival number.
+    fn eligible(&self) -> Vec<(u64, ClientId)> {
+        let mut list: Vec<(u64, ClientId)> = self
+            .mm
+            .clients()
+            .filter(|(_, c)| c.present)
+            .filter_map(|(id, c)| match c.standing {
+                Standing::Waiting { seq, .. } => Some((seq, *id)),
+                _ => None,
+            })
+            .collect();
+        list.sort_unstable();
+        list
+    }
+
+    fn check(&self, newly_paired: &[u64]) -> Result<(), TestCaseError> {
+        for (id, client) in self.mm.clients() {
+            if let Standing::Matched { partner, room, .. } | Standing::Confirming { partner, room, .. } =
+                client.standing
+            {
+                prop_assert_ne!(partner, *id, "paired with itself");
+                let other = self.mm.client(partner);
+                prop_assert!(other.is_some(), "partner of {} is gone", id);
+                let back = other.map(|p| p.standing);
+                let agrees = match back {
+                    Some(
+                        Standing::Matched { partner: p, room: r, .. }
+                        | Standing::Confirming { partner: p, room: r, .. },
+                    ) => p == *id && r == room,
+                    _ => false,
+                };
+                prop_assert!(agrees, "{} thinks it is with {} who disagrees: {:?}", id, partner, back);
+            }
+        }
+        let eligible = self.eligible();
+        prop_assert!(eligible.len() <= 1, "two clients could be paired but wait: {:?}", eligible);
+        if let Some((seq, _)) = eligible.first() {
+            for paired in newly_paired {
+                prop_assert!(
+                    paired < seq,
+                    "a younger client ({}) was paired while an older one ({}) waits",
+                    paired,
+                    seq
+                );
+            }
+        }
+        for (i, id) in self.ids.iter().enumerate() {
+            let Some(client) = self.mm.client(*id) else { continue };
+            if client.present && self.wants[i] == Wants::Partner && self.requeue {
+                prop_assert!(client.standing != Standing::Idle, "client {} asked for a partner and is idle", i);
+            }
+            if let Some((room, partner)) = self.heard_match.get(id) {
+                if client.present {
+                    let in_it = matches!(client.standing, Standing::Matched { room: r, partner: p, .. } if r == *room && p == *partner);
+                    prop_assert!(in_it, "client {} heard of a match it is not in: {:?}", i, client.standing);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Arrival numbers of the clients a step moved into being confirmed.
+    fn newly_paired(&self, before: &HashMap<ClientId, Standing>) -> Vec<u64> {
+        self.mm
+            .clients()
+            .filter_map(|(id, c)| match (before.get(id), c.standing) {
+                (Some(Standing::Waiting { .. }), Standing::Confirming { seq, .. }) => Some(seq),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn run(requeue: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut world = World::new(requeue);
+    for op in ops {
+        let before: HashMap<ClientId, Standing> = world.mm.clients().map(|(id, c)| (*id, c.standing)).collect();
+        world.step(op);
+        let paired = world.newly_paired(&before);
+        world.check(&paired)?;
+    }
+    // Once every check is answered and time has passed, nobody is left being confirmed.
+    world.step(Op::Wait(3_000));
+    let settled = world.mm.clients().all(|(_, c)| !matches!(c.standing, Standing::Confirming { .. }) || c.present);
+    prop_assert!(settled, "an away client is still being confirmed");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pairing_rules_hold_with_requeue(ops in prop::collection::vec(op(), 1..120)) {
+        run(true, ops)?;
+    }
+
+    #[test]
+    fn pairing_rules_hold_without_requeue(ops in prop::collection::vec(op(), 1..120)) {
+        run(false, ops)?;
+    }
+}
