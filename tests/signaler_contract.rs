@@ -186,12 +186,14 @@ async fn a_ticket_signed_with_another_secret_is_a_bad_ticket() {
 }
 
 #[tokio::test]
-async fn join_without_a_ticket_is_a_bad_message_and_an_empty_ticket_a_bad_ticket() {
+async fn join_without_a_ticket_or_with_a_non_string_or_empty_one_is_a_bad_ticket() {
     let stack = Stack::start().await;
     let p = pair(&stack).await;
     let mut a = Client::signaler(&stack).await;
     a.send(json!({"type":"join","roomId":p.a_matched["roomId"]})).await;
-    a.recv_error("bad-message").await;
+    a.recv_error("bad-ticket").await;
+    a.send(json!({"type":"join","roomId":p.a_matched["roomId"],"ticket":7})).await;
+    a.recv_error("bad-ticket").await;
     a.send(json!({"type":"join","roomId":p.a_matched["roomId"],"ticket":""})).await;
     a.recv_error("bad-ticket").await;
 }

@@ -85,6 +85,16 @@ impl Config {
         })
     }
 
+    /// The optional features of the contract this deployment has switched on, as `ready` and
+    /// `/api/config` list them.
+    pub fn features(&self) -> Vec<&'static str> {
+        let mut features = Vec::new();
+        if !self.common.resume_grace.is_zero() {
+            features.push("resume");
+        }
+        features
+    }
+
     /// The port to listen on.
     pub fn port(&self) -> u16 {
         self.common.port.unwrap_or(DEFAULT_PORT)
@@ -92,11 +102,17 @@ impl Config {
 
     /// The signaling URL for a client that reached us as `host` (a `Host` header value).
     pub fn signaling_url_for(&self, host: Option<&str>) -> String {
-        if !self.signaling_url.contains("{host}") {
-            return self.signaling_url.clone();
-        }
-        self.signaling_url.replace("{host}", host.map(host_name).unwrap_or("localhost"))
+        render_signaling_url(&self.signaling_url, host)
     }
+}
+
+/// A `SIGNALING_URL` template for a client that reached the matchmaker as `host` (a `Host`
+/// header value): `{host}` becomes its host name.
+pub fn render_signaling_url(template: &str, host: Option<&str>) -> String {
+    if !template.contains("{host}") {
+        return template.to_owned();
+    }
+    template.replace("{host}", host.map(host_name).unwrap_or("localhost"))
 }
 
 /// The host part of a `Host` header (`example.com:8080` -> `example.com`, `[::1]:80` -> `[::1]`).

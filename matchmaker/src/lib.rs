@@ -1,11 +1,12 @@
 //! The matchmaker: clients say `available`, and it pairs them first-come-first-served, giving
-//! each pair a room id and a signed ticket per client for the signaler.
+//! each pair a room id and a signed ticket per client for the signaler. The rules themselves
+//! live in [`rules::matchmaking`]; this crate is the shell around them.
 //!
 //! Layout:
-//! - [`queue`]: the pairing rules as plain data (FIFO queue, pairs, next/leave/requeue).
-//! - [`hub`]: the task that owns the queue and sends the resulting messages (in memory).
-//! - [`cluster`]: the same commands on a queue shared through Redis (`REDIS_URL`).
-//! - [`session`]: one socket: decode, check auth, forward to the hub.
+//! - [`queue`]: the task that owns the rules, and the way sockets reach it.
+//! - [`backend`]: the queue shared by every instance through Redis (`REDIS_URL`).
+//! - [`session`]: one socket: decode, check, forward to the queue.
+//! - [`locals`]: this instance's sockets; [`delivery`]: what they are told.
 //! - [`auth`]: the optional `auth` step.
 //! - [`routes`], [`assets`]: `/api/stats`, the embedded chat page, and the shared operational routes.
 //! - [`config`]: the matchmaker's settings.
@@ -13,18 +14,23 @@
 
 pub mod assets;
 pub mod auth;
-pub mod cluster;
+pub mod backend;
 pub mod config;
-pub mod hub;
+pub mod delivery;
+pub mod locals;
 pub mod queue;
 pub mod routes;
 pub mod session;
 
 use std::sync::Arc;
 
+use rules::matchmaking::{Input, Matchmaking, Settings};
+use rules::{Conn, HomeId};
 use shared::lifecycle::Lifecycle;
 use shared::limits::{ConnectionGate, Limits};
 use shared::metrics::Metrics;
+use shared::protocol::matchmaker::{ServerMessage, PROTOCOL_VERSION};
+use shared::resume::ResumeTokens;
 use shared::server::{Server, SocketRequest, SocketService};
 use shared::ticket::Tickets;
 use shared::ws::{Outbox, SocketLimits};
@@ -33,9 +39,11 @@ use tokio::net::TcpListener;
 pub use config::Config;
 
 use crate::auth::Auth;
-use crate::hub::{Command, Figures, Hub};
-use crate::session::ClientSession;
-use shared::protocol::matchmaker::ServerMessage;
+use crate::delivery::{Delivery, Signaling};
+use crate::locals::{Local, Locals};
+use crate::queue::shell::Shell;
+use crate::queue::{Figures, QueueHandle};
+use crate::session::{ClientSession, Needs};
 
 /// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
 /// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
@@ -50,7 +58,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
 /// [`serve`] with abuse limits: message rate, `next` rate, connections per IP and instance.
 ///
 /// # Errors
-/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
+/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing, or Redis stays unreachable.
 pub async fn serve_with_limits(
     config: Config,
     limits: Limits,
@@ -58,7 +66,7 @@ pub async fn serve_with_limits(
     lifecycle: Lifecycle,
 ) -> Result<bool, shared::Error> {
     let secret = config.common.require_ticket_secret()?;
-    let tickets = Tickets::new(secret.as_bytes(), config.common.ticket_ttl);
+    let home: HomeId = uuid::Uuid::new_v4();
     let figures = Figures::default();
     let mut metrics = Metrics::new("matchmaker");
     metrics.register("online", "Connected clients", figures.online.clone());
@@ -68,24 +76,39 @@ pub async fn serve_with_limits(
     let gate = ConnectionGate::new(&limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
-    let (ice, requeue) = (config.ice_servers.clone(), config.requeue_on_partner_leave);
-    let link = match &config.common.redis_url {
-        Some(url) => Some(shared::redis::RedisLink::connect(url, cluster::NAMESPACE).await?),
-        None => None,
+    let locals = Arc::new(Locals::default());
+    let delivery = Arc::new(Delivery {
+        tickets: Tickets::new(secret.as_bytes(), config.common.ticket_ttl),
+        resume: ResumeTokens::new(secret.as_bytes()),
+        ice_servers: config.ice_servers.clone(),
+        signaling: Signaling::new(home, &config.signaling_url),
+    });
+    let settings = rules_settings(&config);
+    let (queue, commands) = QueueHandle::channel();
+    let shell = Shell {
+        core: Matchmaking::new(settings, shared::random::ids()),
+        home,
+        locals: locals.clone(),
+        delivery: delivery.clone(),
+        figures: figures.clone(),
     };
-    let hub = match &link {
-        Some(link) => cluster::spawn(link.clone(), &lifecycle, tickets, ice, requeue, figures.clone()),
-        None => hub::spawn(tickets, ice, requeue, figures.clone()),
+    let backend = match &config.common.redis_url {
+        Some(_) => Some(backend::start(&config, home, shell, queue.clone(), commands, &lifecycle).await?),
+        None => {
+            tokio::spawn(queue::memory::run(shell, commands));
+            None
+        }
     };
     let service = Matchmaker {
-        hub: hub.clone(),
-        auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
-        config: config.clone(),
+        home,
+        needs: Needs { queue: queue.clone(), locals, delivery, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())) },
         limits: limits.clone(),
+        resume_grace_secs: config.common.resume_grace.as_secs(),
+        features: config.features(),
     };
     let server = Server {
         service: Arc::new(service),
-        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), hub.clone()), &config),
+        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), queue), &config),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits::new(&config.common, &limits),
         gate,
@@ -94,30 +117,50 @@ pub async fn serve_with_limits(
     };
     server.run(listener).await;
     let drained = lifecycle.wait(config.common.shutdown_grace).await;
-    if let Some(link) = link {
-        link.unregister().await;
+    if let Some(backend) = backend {
+        backend.stop().await;
     }
     Ok(drained)
 }
 
+/// The rules' settings from the configuration.
+fn rules_settings(config: &Config) -> Settings {
+    Settings {
+        requeue_on_partner_leave: config.requeue_on_partner_leave,
+        resume_grace: u64::try_from(config.common.resume_grace.as_millis()).unwrap_or(u64::MAX),
+        ..Settings::default()
+    }
+}
+
 /// The socket side of the matchmaker.
 struct Matchmaker {
-    hub: Hub,
-    auth: Arc<Auth>,
-    config: Config,
+    home: HomeId,
+    needs: Needs,
     /// `NEXT_PER_MINUTE` and `NEXT_BURST` for each session.
     limits: Limits,
+    resume_grace_secs: u64,
+    features: Vec<&'static str>,
 }
 
 impl SocketService for Matchmaker {
     type Session = ClientSession;
 
     async fn open(&self, outbox: Outbox, request: SocketRequest) -> ClientSession {
-        let id = uuid::Uuid::new_v4();
+        let id = shared::random::uuid();
+        let conn = Conn::new(self.home, outbox.id().0);
         tracing::debug!(client = %id, "client connected");
-        let signaling_url = self.config.signaling_url_for(request.host.as_deref()).into();
-        outbox.send(&ServerMessage::Ready { client_id: id });
-        self.hub.send(Command::Connect { id, outbox: outbox.clone(), signaling_url }).await;
-        ClientSession::new(id, outbox, self.hub.clone(), self.auth.clone(), &self.limits)
+        let host = request.host.map(Arc::from);
+        self.needs.locals.insert(conn.socket, Local { outbox: outbox.clone(), host });
+        let resume = self.resume_grace_secs > 0;
+        let token = resume.then(|| self.needs.delivery.resume_token(id, 0));
+        outbox.send(&ServerMessage::Ready {
+            client_id: id,
+            protocol: PROTOCOL_VERSION,
+            features: &self.features,
+            resume_token: token.as_deref(),
+            resume_grace_secs: resume.then_some(self.resume_grace_secs),
+        });
+        self.needs.queue.apply(Input::Connect { conn, client: id }).await;
+        ClientSession::new(conn, id, outbox, &self.needs, &self.limits)
     }
 }

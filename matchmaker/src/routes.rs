@@ -8,22 +8,22 @@ use shared::routes::{handle_rejection, operational};
 use warp::{Filter, Rejection, Reply};
 
 use crate::assets;
-use crate::hub::Hub;
+use crate::queue::QueueHandle;
 
 /// Every HTTP route: operational, `/api/stats`, then the page.
 pub fn all(
     lifecycle: Lifecycle,
     metrics: Arc<Metrics>,
-    hub: Hub,
+    queue: QueueHandle,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
-    operational(lifecycle, metrics).or(stats(hub)).or(assets::routes()).recover(handle_rejection)
+    operational(lifecycle, metrics).or(stats(queue)).or(assets::routes()).recover(handle_rejection)
 }
 
-fn stats(hub: Hub) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
+fn stats(queue: QueueHandle) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
     warp::path!("api" / "stats").and(warp::get()).then(move || {
-        let hub = hub.clone();
+        let queue = queue.clone();
         async move {
-            let reply = warp::reply::json(&hub.stats().await);
+            let reply = warp::reply::json(&queue.stats().await);
             warp::reply::with_header(reply, "cache-control", "no-store")
         }
     })

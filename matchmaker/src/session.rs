@@ -1,24 +1,32 @@
-//! One matchmaker socket: decode, check, and hand the decision to the hub.
+//! One matchmaker socket: decode, check, and hand the request to the queue.
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use rules::matchmaking::Input;
+use rules::{ClientId, Conn};
 use shared::error::Rejected;
 use shared::limits::{Limits, TokenBucket};
 use shared::protocol::matchmaker::{ClientMessage, ServerMessage};
 use shared::protocol::CommonMessage;
-use shared::ws::{Outbox, Session};
+use shared::resume::Domain;
+use shared::ws::{Ending, Outbox, Session};
 use shared::ErrorCode;
 
 use crate::auth::Auth;
-use crate::hub::{Command, Hub};
-use crate::queue::ClientId;
+use crate::delivery::{resume_failed, Delivery};
+use crate::locals::Locals;
+use crate::queue::QueueHandle;
 
 /// A connected client.
 pub struct ClientSession {
-    id: ClientId,
+    conn: Conn,
+    /// The id its `ready` named (for `auth` without a secret).
+    client_id: ClientId,
     outbox: Outbox,
-    hub: Hub,
+    queue: QueueHandle,
+    locals: Arc<Locals>,
+    delivery: Arc<Delivery>,
     auth: Arc<Auth>,
     /// The user id from a successful `auth`, if any.
     user_id: Option<String>,
@@ -27,24 +35,47 @@ pub struct ClientSession {
     next_per_minute: u32,
 }
 
+/// What a session needs from its service.
+pub struct Needs {
+    /// The queue.
+    pub queue: QueueHandle,
+    /// This instance's sockets.
+    pub locals: Arc<Locals>,
+    /// Tokens and messages.
+    pub delivery: Arc<Delivery>,
+    /// The `auth` step.
+    pub auth: Arc<Auth>,
+}
+
 impl ClientSession {
-    /// A session for a socket that was just registered with the hub; it may ask to be paired
-    /// (`next` or `available`) as often as `limits` say.
-    pub fn new(id: ClientId, outbox: Outbox, hub: Hub, auth: Arc<Auth>, limits: &Limits) -> Self {
-        let presses = limits.next_bucket(Instant::now());
-        ClientSession { id, outbox, hub, auth, user_id: None, presses, next_per_minute: limits.next_per_minute }
+    /// A session for a socket already registered with the queue as `client_id`.
+    pub fn new(conn: Conn, client_id: ClientId, outbox: Outbox, needs: &Needs, limits: &Limits) -> Self {
+        ClientSession {
+            conn,
+            client_id,
+            outbox,
+            queue: needs.queue.clone(),
+            locals: needs.locals.clone(),
+            delivery: needs.delivery.clone(),
+            auth: needs.auth.clone(),
+            user_id: None,
+            presses: limits.next_bucket(Instant::now()),
+            next_per_minute: limits.next_per_minute,
+        }
     }
 
-    /// Forwards `available` or `next` to the hub if a press is left; else `rate-limited`.
-    async fn ask_to_pair(&mut self, command: Command) {
-        if self.presses.take(Instant::now()) {
-            self.hub.send(command).await;
-        } else {
-            self.outbox.reject(&Rejected::new(
+    /// Forwards `available` or `next` if a press is left; else `rate-limited`.
+    async fn ask_to_pair(&mut self, input: Input) {
+        if !self.presses.take(Instant::now()) {
+            return self.outbox.reject(&Rejected::new(
                 ErrorCode::RateLimited,
                 format!("over {} next/available per minute; wait a moment and press again", self.next_per_minute),
             ));
         }
+        if self.auth.is_required() && self.user_id.is_none() {
+            return self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));
+        }
+        self.queue.apply(input).await;
     }
 }
 
@@ -54,11 +85,12 @@ impl Session for ClientSession {
             Ok(message) => message,
             Err(rejected) => return self.outbox.reject(&rejected),
         };
+        let conn = self.conn;
         match message {
             ClientMessage::Ping => {
                 self.outbox.send(&CommonMessage::Pong);
             }
-            ClientMessage::Auth { token } => match self.auth.user_id(&token, &self.id.to_string()) {
+            ClientMessage::Auth { token } => match self.auth.user_id(&token, &self.client_id.to_string()) {
                 Ok(user_id) => {
                     tracing::debug!(user = %user_id, "authenticated");
                     self.outbox.send(&ServerMessage::Authenticated { user_id: &user_id });
@@ -66,16 +98,21 @@ impl Session for ClientSession {
                 }
                 Err(rejected) => self.outbox.reject(&rejected),
             },
-            ClientMessage::Available | ClientMessage::Next if self.auth.is_required() && self.user_id.is_none() => {
-                self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));
-            }
-            ClientMessage::Available => self.ask_to_pair(Command::Available(self.id)).await,
-            ClientMessage::Next => self.ask_to_pair(Command::Next(self.id)).await,
-            ClientMessage::Leave => self.hub.send(Command::Leave(self.id)).await,
+            ClientMessage::Available => self.ask_to_pair(Input::Available { conn }).await,
+            ClientMessage::Next => self.ask_to_pair(Input::Next { conn }).await,
+            ClientMessage::Leave => self.queue.apply(Input::Leave { conn }).await,
+            ClientMessage::Resume { token } => match self.delivery.resume.verify(Domain::Matchmaker, &token) {
+                Some(claim) => {
+                    self.queue.apply(Input::Resume { conn, client: claim.id, generation: claim.generation }).await;
+                }
+                None => self.outbox.reject(&resume_failed()),
+            },
         }
     }
 
-    async fn on_close(self) {
-        self.hub.send(Command::Disconnect(self.id)).await;
+    async fn on_close(self, ending: Ending) {
+        // Off the list first: a presence check from now on finds the socket gone.
+        self.locals.remove(self.conn.socket);
+        self.queue.apply(Input::Closed { conn: self.conn, clean: ending.is_goodbye() }).await;
     }
 }

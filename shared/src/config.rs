@@ -25,6 +25,11 @@ pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 30;
 /// Default `OUTBOX_CAPACITY`: messages queued for one socket before it counts as too slow.
 pub const DEFAULT_OUTBOX_CAPACITY: usize = 256;
+/// Default `REDIS_KEY_PREFIX`: what every key this service writes in Redis starts with.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "strangers";
+/// Default `RESUME_GRACE_SECS`: how long a client whose socket dropped keeps its place, its
+/// match or its seat, waiting for it to resume on a new socket.
+pub const DEFAULT_RESUME_GRACE_SECS: u64 = 20;
 /// Shortest secret that does not draw a start-up warning: 32 bytes, HMAC-SHA256's key strength.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -41,6 +46,9 @@ struct CommonVars {
     ping_interval_secs: Option<u64>,
     outbox_capacity: Option<usize>,
     redis_url: Option<String>,
+    redis_cluster: Option<bool>,
+    redis_key_prefix: Option<String>,
+    resume_grace_secs: Option<u64>,
 }
 
 /// Settings every service has.
@@ -64,8 +72,15 @@ pub struct Common {
     pub ping_interval: Duration,
     /// `OUTBOX_CAPACITY`: per-socket send queue, in messages.
     pub outbox_capacity: usize,
-    /// `REDIS_URL`: when set, queue and rooms live in this Redis, shared by every instance.
+    /// `REDIS_URL`: when set, queue and rooms live in this Redis, shared by every instance
+    /// (with `REDIS_CLUSTER`, a comma-separated list of cluster nodes).
     pub redis_url: Option<String>,
+    /// `REDIS_CLUSTER`: `REDIS_URL` names nodes of a Redis Cluster.
+    pub redis_cluster: bool,
+    /// `REDIS_KEY_PREFIX`: what every key starts with, so deployments can share a Redis.
+    pub redis_key_prefix: String,
+    /// `RESUME_GRACE_SECS`: how long a dropped client may come back; zero turns resume off.
+    pub resume_grace: Duration,
 }
 
 impl Default for Common {
@@ -81,6 +96,9 @@ impl Default for Common {
             ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECS),
             outbox_capacity: DEFAULT_OUTBOX_CAPACITY,
             redis_url: None,
+            redis_cluster: false,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+            resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
         }
     }
 }
@@ -100,8 +118,18 @@ impl Common {
         if let Some(secret) = &raw.room_ticket_secret {
             warn_if_weak("ROOM_TICKET_SECRET", secret);
         }
+        let redis_cluster = raw.redis_cluster.unwrap_or(false);
         if let Some(url) = &raw.redis_url {
-            crate::redis::check_url(url)?;
+            crate::redis::link::check_url(url, redis_cluster)?;
+        }
+        let redis_key_prefix = raw.redis_key_prefix.unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned());
+        if redis_key_prefix.len() > 64
+            || !redis_key_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(config_error(
+                "REDIS_KEY_PREFIX",
+                format!("`{redis_key_prefix}` must be up to 64 letters, digits, `-`, `_`, `.` or `:`"),
+            ));
         }
         Ok(Common {
             host,
@@ -128,6 +156,9 @@ impl Common {
                 80..=65_536,
             )?,
             redis_url: raw.redis_url,
+            redis_cluster,
+            redis_key_prefix,
+            resume_grace: secs("RESUME_GRACE_SECS", raw.resume_grace_secs, DEFAULT_RESUME_GRACE_SECS, 0..=3_600)?,
         })
     }
 
@@ -274,6 +305,9 @@ mod tests {
         assert!(error(&[("ALLOWED_ORIGIN", "example.com")]).contains("ALLOWED_ORIGIN"));
         assert!(error(&[("HOST", "everywhere")]).contains("HOST"));
         assert!(error(&[("REDIS_URL", "postgres://127.0.0.1")]).contains("REDIS_URL"));
+        assert!(error(&[("REDIS_KEY_PREFIX", "a{b}")]).contains("REDIS_KEY_PREFIX"));
+        assert!(error(&[("REDIS_CLUSTER", "maybe")]).contains("REDIS_CLUSTER"));
+        assert!(error(&[("RESUME_GRACE_SECS", "3601")]).contains("RESUME_GRACE_SECS"));
     }
 
     #[test]

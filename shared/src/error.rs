@@ -28,11 +28,19 @@ pub enum ErrorCode {
     Unavailable,
     /// A fault on our side.
     Internal,
+    /// `resume` with a token that is unknown, forged, expired, used, or whose client has left.
+    ResumeFailed,
+    /// Banned from matching for a while (`retryAfterSecs` says how long).
+    Banned,
+    /// `join` with a room code that names no room.
+    NotFound,
+    /// `to` names nobody in the room.
+    UnknownPeer,
 }
 
 impl ErrorCode {
     /// Every code, for metrics that list them all from the start.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::BadMessage,
         ErrorCode::UnknownType,
         ErrorCode::AlreadyMatched,
@@ -44,6 +52,10 @@ impl ErrorCode {
         ErrorCode::TooLarge,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::ResumeFailed,
+        ErrorCode::Banned,
+        ErrorCode::NotFound,
+        ErrorCode::UnknownPeer,
     ];
 
     /// The code as it appears on the wire.
@@ -60,6 +72,10 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too-large",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::ResumeFailed => "resume-failed",
+            ErrorCode::Banned => "banned",
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::UnknownPeer => "unknown-peer",
         }
     }
 }

@@ -3,6 +3,8 @@
 //! Layout:
 //! - [`protocol`]: wire messages (typed serde enums out, a checked envelope in) and error codes.
 //! - [`ticket`]: room tickets, signed by the matchmaker and verified by the signaler.
+//! - [`resume`]: resume tokens, which bring a client back on a new socket.
+//! - [`random`]: ids from the operating system's randomness.
 //! - [`origin`]: the `ALLOWED_ORIGIN` check on WebSocket upgrades.
 //! - [`config`]: settings both services read from the environment, validated at start-up.
 //! - [`limits`]: abuse limits (message rate, `next` rate, connections per IP and instance) and
@@ -27,7 +29,9 @@ pub mod metrics;
 pub mod origin;
 pub mod process;
 pub mod protocol;
+pub mod random;
 pub mod redis;
+pub mod resume;
 pub mod routes;
 pub mod server;
 pub mod telemetry;

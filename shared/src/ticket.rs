@@ -45,6 +45,8 @@ pub struct Tickets {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The same checks but expiry: an away peer comes back with the ticket it joined with.
+    validation_any_age: Validation,
     ttl: Duration,
 }
 
@@ -63,10 +65,13 @@ impl Tickets {
         validation.validate_nbf = true;
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "sub", "aud"]);
+        let mut validation_any_age = validation.clone();
+        validation_any_age.validate_exp = false;
         Tickets {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            validation_any_age,
             ttl,
         }
     }
@@ -94,7 +99,22 @@ impl Tickets {
     /// `bad-ticket` when the ticket is malformed, signed with another key or algorithm,
     /// expired, not yet valid, or for another room.
     pub fn verify(&self, ticket: &str, room_id: &str) -> Result<Admission, Rejected> {
-        let data = jsonwebtoken::decode::<Claims>(ticket, &self.decoding, &self.validation)
+        self.check(ticket, room_id, &self.validation)
+    }
+
+    /// Checks a ticket presented for `room_id` like [`Tickets::verify`], but lets an expired one
+    /// through: whether it still admits (its holder is away and coming back) is the room's call,
+    /// by [`Admission::expires_at`].
+    ///
+    /// # Errors
+    /// `bad-ticket` when the ticket is malformed, signed with another key or algorithm, not yet
+    /// valid, or for another room.
+    pub fn verify_any_age(&self, ticket: &str, room_id: &str) -> Result<Admission, Rejected> {
+        self.check(ticket, room_id, &self.validation_any_age)
+    }
+
+    fn check(&self, ticket: &str, room_id: &str, validation: &Validation) -> Result<Admission, Rejected> {
+        let data = jsonwebtoken::decode::<Claims>(ticket, &self.decoding, validation)
             .map_err(|err| Rejected::new(ErrorCode::BadTicket, format!("ticket refused: {err}")))?;
         let claims = data.claims;
         if Uuid::parse_str(room_id).ok() != Some(claims.room) {

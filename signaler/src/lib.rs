@@ -1,22 +1,24 @@
 //! The signaler: admits only the ticket holders of a room and relays WebRTC offer, answer and
-//! ICE candidates between them, so their browsers can connect peer to peer.
+//! ICE candidates between them, so their browsers can connect peer to peer. The room rules live
+//! in [`rules::rooms`]; this crate is the shell around them.
 //!
 //! Layout:
-//! - [`room`]: one room's rules as plain data (members, held messages, replacement).
-//! - [`rooms`]: the concurrent map of rooms (in memory).
-//! - [`cluster`]: rooms shared through Redis, for several instances (`REDIS_URL`).
-//! - [`backend`]: the one interface sessions use, over either.
+//! - [`rooms`]: where rooms' rules run ([`rooms::map`]: the rooms of this instance).
+//! - [`backend`]: rooms shared through Redis, for several instances (`REDIS_URL`).
 //! - [`session`]: one socket: decode, verify tickets, relay.
+//! - [`locals`]: this instance's sockets; [`deliver`]: what rooms decided, as wire messages.
 #![forbid(unsafe_code)]
 
 pub mod backend;
-pub mod cluster;
-pub mod room;
+pub mod deliver;
+pub mod locals;
 pub mod rooms;
 pub mod session;
 
 use std::sync::Arc;
 
+use rules::rooms::RoomSettings;
+use rules::{Conn, HomeId};
 use shared::config::Common;
 use shared::lifecycle::Lifecycle;
 use shared::limits::{ConnectionGate, Limits};
@@ -28,8 +30,10 @@ use shared::ws::{Outbox, SocketLimits};
 use tokio::net::TcpListener;
 use warp::Filter;
 
-use crate::backend::Backend;
-use crate::rooms::{Figures, MemoryRooms};
+use crate::deliver::Figures;
+use crate::locals::Locals;
+use crate::rooms::map::{Alone, RoomMap};
+use crate::rooms::Rooms;
 use crate::session::PeerSession;
 
 /// Default `PORT` of the signaler.
@@ -60,6 +64,22 @@ impl Config {
     pub fn port(&self) -> u16 {
         self.common.port.unwrap_or(DEFAULT_PORT)
     }
+
+    /// The rooms' settings.
+    pub fn room_settings(&self) -> RoomSettings {
+        RoomSettings {
+            resume_grace: u64::try_from(self.common.resume_grace.as_millis()).unwrap_or(u64::MAX),
+            ..RoomSettings::default()
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the time the rules are given.
+pub fn now_ms() -> rules::Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Serves the signaler on `listener` until `lifecycle` begins shutdown, then waits for its
@@ -84,22 +104,41 @@ pub async fn serve_with_limits(
 ) -> Result<bool, shared::Error> {
     let secret = config.common.require_ticket_secret()?;
     let tickets = Arc::new(Tickets::new(secret.as_bytes(), config.common.ticket_ttl));
+    let home: HomeId = shared::random::uuid();
     let figures = Figures::default();
     let mut metrics = Metrics::new("signaler");
-    metrics.register("rooms", "Rooms with at least one peer", figures.rooms.clone());
+    metrics.register("rooms", "Rooms whose rules run on this instance", figures.rooms.clone());
     metrics.register("relayed_messages", "Signals delivered to a peer", figures.relayed.clone());
     let gate = ConnectionGate::new(&limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
-    let link = match &config.common.redis_url {
-        Some(url) => Some(shared::redis::RedisLink::connect(url, cluster::NAMESPACE).await?),
-        None => None,
+    let locals = Arc::new(Locals::default());
+    let settings = config.room_settings();
+    let stop_timers = tokio_util::sync::CancellationToken::new();
+    let rooms = match &config.common.redis_url {
+        Some(url) => {
+            let common = &config.common;
+            let redis = backend::RedisRooms::start(
+                url,
+                common.redis_cluster,
+                &common.redis_key_prefix,
+                home,
+                settings,
+                locals.clone(),
+                figures.clone(),
+                &lifecycle,
+            )
+            .await?;
+            Rooms::Redis(redis)
+        }
+        None => {
+            let map = Arc::new(RoomMap::new(settings, home, locals.clone(), figures.clone(), Box::new(Alone)));
+            tokio::spawn(map.clone().run_timers(stop_timers.clone()));
+            Rooms::Memory { map, locals: locals.clone(), figures }
+        }
     };
-    let rooms = match &link {
-        Some(link) => Backend::Cluster(cluster::ClusterRooms::start(link.clone(), &lifecycle, figures)),
-        None => Backend::Memory(MemoryRooms::new(figures)),
-    };
-    let service = Signaler { rooms: Arc::new(rooms), tickets };
+    let rooms = Arc::new(rooms);
+    let service = Signaler { home, rooms: rooms.clone(), locals, tickets };
     let server = Server {
         service: Arc::new(service),
         routes: operational(lifecycle.clone(), metrics.clone()).recover(handle_rejection),
@@ -111,15 +150,18 @@ pub async fn serve_with_limits(
     };
     server.run(listener).await;
     let drained = lifecycle.wait(config.common.shutdown_grace).await;
-    if let Some(link) = link {
-        link.unregister().await;
+    stop_timers.cancel();
+    if let Rooms::Redis(redis) = &*rooms {
+        redis.stop().await;
     }
     Ok(drained)
 }
 
 /// The socket side of the signaler.
 struct Signaler {
-    rooms: Arc<Backend>,
+    home: HomeId,
+    rooms: Arc<Rooms>,
+    locals: Arc<Locals>,
     tickets: Arc<Tickets>,
 }
 
@@ -127,6 +169,7 @@ impl SocketService for Signaler {
     type Session = PeerSession;
 
     async fn open(&self, outbox: Outbox, _request: SocketRequest) -> PeerSession {
-        PeerSession::new(outbox, self.rooms.clone(), self.tickets.clone())
+        let conn = Conn::new(self.home, outbox.id().0);
+        PeerSession::new(conn, outbox, self.rooms.clone(), self.locals.clone(), self.tickets.clone())
     }
 }

@@ -1,21 +1,26 @@
-//! One signaler socket: join with a ticket, then relay signals to the partner.
+//! One signaler socket: join with a ticket, then relay signals to the other peers.
 
 use std::sync::Arc;
 
+use rules::{Conn, PeerId, RoomId};
 use shared::error::Rejected;
 use shared::protocol::signaler::{ClientMessage, ServerMessage};
 use shared::protocol::CommonMessage;
 use shared::ticket::Tickets;
-use shared::ws::{Outbox, Session};
+use shared::ws::{Ending, Outbox, Session};
 use shared::ErrorCode;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::backend::Backend;
-use crate::room::{PeerId, RoomId};
+use crate::deliver::Text;
+use crate::locals::Locals;
+use crate::rooms::Rooms;
 
 /// A connected peer.
 pub struct PeerSession {
+    conn: Conn,
     outbox: Outbox,
-    rooms: Arc<Backend>,
+    rooms: Arc<Rooms>,
+    locals: Arc<Locals>,
     tickets: Arc<Tickets>,
     /// The room and identity this connection joined as.
     joined: Option<(RoomId, PeerId)>,
@@ -25,30 +30,41 @@ pub struct PeerSession {
 
 impl PeerSession {
     /// A session that has not joined yet.
-    pub fn new(outbox: Outbox, rooms: Arc<Backend>, tickets: Arc<Tickets>) -> Self {
-        rooms.opened(&outbox);
-        PeerSession { outbox, rooms, tickets, joined: None, sender: String::new() }
+    pub fn new(conn: Conn, outbox: Outbox, rooms: Arc<Rooms>, locals: Arc<Locals>, tickets: Arc<Tickets>) -> Self {
+        locals.insert(&outbox);
+        PeerSession { conn, outbox, rooms, locals, tickets, joined: None, sender: String::new() }
     }
 
-    async fn join(&mut self, room_id: &str, ticket: &str) -> Result<(), Rejected> {
-        let admission = self.tickets.verify(ticket, room_id)?;
+    async fn join(&mut self, room_id: &str, ticket: Option<&str>) -> Result<(), Rejected> {
+        let ticket = ticket.ok_or_else(|| Rejected::new(ErrorCode::BadTicket, "join needs a `ticket` (a string)"))?;
+        let admission = self.tickets.verify_any_age(ticket, room_id)?;
         let identity = (admission.room, admission.peer);
-        if let Some((room, peer)) = self.joined.filter(|current| *current != identity) {
+        if let Some((room, _)) = self.joined.filter(|current| *current != identity) {
             // One room per connection: joining another leaves the current one.
-            self.rooms.leave(room, peer, self.outbox.id()).await;
+            self.rooms.leave(room, self.conn).await;
             self.joined = None;
         }
-        self.rooms.join(admission, &self.outbox).await?;
-        tracing::debug!(room = %admission.room, peer = %admission.peer, "joined");
+        let admits_until = admission.expires_at.saturating_mul(1_000);
+        self.rooms.join(admission.room, self.conn, admission.peer, admits_until).await;
+        tracing::debug!(room = %admission.room, peer = %admission.peer, "join");
         self.joined = Some(identity);
         self.sender = admission.peer.to_string();
         Ok(())
     }
 
-    async fn leave(&mut self) {
-        if let Some((room, peer)) = self.joined.take() {
-            self.rooms.leave(room, peer, self.outbox.id()).await;
-        }
+    async fn relay(&mut self, envelope: shared::protocol::Envelope<'_>) -> Result<(), Rejected> {
+        let Some((room, _)) = self.joined else {
+            return Err(Rejected::new(ErrorCode::NotJoined, "send join with your ticket first"));
+        };
+        let to = match envelope.optional_string("to")? {
+            None => None,
+            Some(to) => Some(uuid::Uuid::parse_str(&to).map_err(|_| {
+                Rejected::new(ErrorCode::UnknownPeer, "`to` names nobody in this room; nothing relayed")
+            })?),
+        };
+        let text = Text(Utf8Bytes::from(envelope.with_from(&self.sender)));
+        self.rooms.relay(room, self.conn, to, text).await;
+        Ok(())
     }
 }
 
@@ -56,16 +72,12 @@ impl Session for PeerSession {
     async fn on_text(&mut self, text: &str) {
         let result = match ClientMessage::decode(text) {
             Err(rejected) => Err(rejected),
-            Ok(ClientMessage::Join { room_id, ticket }) => self.join(&room_id, &ticket).await,
-            Ok(ClientMessage::Signal(envelope)) => match self.joined {
-                None => Err(Rejected::new(ErrorCode::NotJoined, "send join with your ticket first")),
-                Some((room, peer)) => {
-                    let relayed = envelope.with_from(&self.sender);
-                    self.rooms.relay(room, peer, self.outbox.id(), relayed).await
-                }
-            },
+            Ok(ClientMessage::Join { room_id, ticket }) => self.join(&room_id, ticket.as_deref()).await,
+            Ok(ClientMessage::Signal(envelope)) => self.relay(envelope).await,
             Ok(ClientMessage::Leave) => {
-                self.leave().await;
+                if let Some((room, _)) = self.joined.take() {
+                    self.rooms.leave(room, self.conn).await;
+                }
                 self.outbox.send(&ServerMessage::Left);
                 Ok(())
             }
@@ -79,8 +91,10 @@ impl Session for PeerSession {
         }
     }
 
-    async fn on_close(mut self) {
-        self.leave().await;
-        self.rooms.closed(self.outbox.id());
+    async fn on_close(self, ending: Ending) {
+        self.locals.remove(self.conn.socket);
+        if let Some((room, _)) = self.joined {
+            self.rooms.closed(room, self.conn, ending.is_goodbye()).await;
+        }
     }
 }

@@ -24,6 +24,8 @@ mod queue;
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 pub use self::client::{Client, Standing};
 use self::queue::Queue;
 use crate::ids::{ClientId, Conn, HomeId, Ids, RoomId};
@@ -49,7 +51,7 @@ impl Default for Settings {
 }
 
 /// What a socket asks, or what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input {
     /// A socket opened: its client (the id `ready` named) exists from now on, idle.
     Connect {
@@ -107,7 +109,7 @@ pub enum Input {
 }
 
 /// What a client is told.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// It waits in the queue; `waiting` clients wait in all.
     Queued {
@@ -156,7 +158,7 @@ pub enum Event {
 }
 
 /// Where a resumed client stands, as `resumed` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ResumedState {
     /// Not looking.
     Idle,
@@ -167,7 +169,7 @@ pub enum ResumedState {
 }
 
 /// Why a request was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
     /// `available` while matched.
     AlreadyMatched,
@@ -176,7 +178,7 @@ pub enum Refusal {
 }
 
 /// What the shell is to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
     /// Tell the client on `to` about `event`.
     Send {
@@ -244,7 +246,10 @@ pub struct Matchmaking {
 
 impl Matchmaking {
     /// Nobody yet. `ids` makes the room ids.
-    pub fn new(settings: Settings, ids: Ids) -> Self {
+    pub fn new(settings: Settings, mut ids: Ids) -> Self {
+        // Checks are numbered from a random start, so that a late answer to a check of an
+        // earlier owner of the queue cannot pass for the answer to one of ours.
+        let next_check = ids.uuid().as_u64_pair().0 >> 2;
         Matchmaking {
             settings,
             clients: HashMap::new(),
@@ -253,13 +258,18 @@ impl Matchmaking {
             timers: Timers::default(),
             ids,
             next_seq: 1,
-            next_check: 1,
+            next_check,
             waiting: 0,
             rooms: 0,
             out: Vec::new(),
             unsettled: Vec::new(),
             changed: None,
         }
+    }
+
+    /// The settings the rules run with.
+    pub fn settings(&self) -> Settings {
+        self.settings
     }
 
     /// Records which clients change, for a shell that keeps the records elsewhere.

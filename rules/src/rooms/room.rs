@@ -80,7 +80,7 @@ impl Kind {
 }
 
 /// What a socket asks of the room, or what happened to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Input<T> {
     /// `join` as `peer`, whose ticket admits until `admits_until` (a code room: `Millis::MAX`).
     Join {
@@ -117,10 +117,20 @@ pub enum Input<T> {
         /// The instance.
         home: HomeId,
     },
+    /// The room changed hands (its owner died) and a socket that joined it before says so: it
+    /// is a member again, as it was, and nobody is told (everyone already knew).
+    Rejoin {
+        /// The socket.
+        conn: Conn,
+        /// Who it joined as.
+        peer: PeerId,
+        /// Until when its ticket admits it.
+        admits_until: Millis,
+    },
 }
 
 /// A message the room itself sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Notice {
     /// Answer to `join`; what was held for the joiner follows.
     Joined {
@@ -154,7 +164,7 @@ pub enum Notice {
 }
 
 /// Why the room refused a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Refusal {
     /// The room has all the peers it admits.
     RoomFull,
@@ -169,7 +179,7 @@ pub enum Refusal {
 }
 
 /// What the shell is to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output<T> {
     /// Deliver a relayed message.
     Relay {
@@ -224,6 +234,8 @@ pub struct Room<T> {
     /// When the last peer left (a code room waits `idle` for someone to come back).
     emptied_at: Option<Millis>,
     out: Vec<Output<T>>,
+    /// Whether who is in the room (or how) changed since [`Room::take_changed`].
+    changed: bool,
 }
 
 /// A member as kept outside the process, for another owner to rebuild the room.
@@ -265,6 +277,7 @@ impl<T: Payload> Room<T> {
             admits_until: 0,
             emptied_at: Some(now),
             out: Vec::new(),
+            changed: true,
         }
     }
 
@@ -290,6 +303,7 @@ impl<T: Payload> Room<T> {
             admits_until: record.admits_until,
             emptied_at: record.emptied_at,
             out: Vec::new(),
+            changed: false,
         }
     }
 
@@ -373,6 +387,11 @@ impl<T: Payload> Room<T> {
         self.out.drain(..)
     }
 
+    /// Whether its record changed (someone came, went, dropped or came back) since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
     /// Applies one input at `now`.
     pub fn apply(&mut self, now: Millis, input: Input<T>) {
         match input {
@@ -386,6 +405,7 @@ impl<T: Payload> Room<T> {
                     self.go_away(conn, now);
                 }
             }
+            Input::Rejoin { conn, peer, admits_until } => self.rejoin(conn, peer, admits_until),
             Input::HomeGone { home } => {
                 let gone: Vec<Conn> =
                     self.members.iter().filter(|m| m.present && m.conn.home == home).map(|m| m.conn).collect();
@@ -429,6 +449,7 @@ impl<T: Payload> Room<T> {
                 member.present = true;
                 member.away_since = None;
                 let held = std::mem::take(&mut member.held);
+                self.changed = true;
                 let peers = self.others(peer);
                 self.notice(conn, Notice::Joined { room: self.id, peer, peers });
                 for text in held.into_texts() {
@@ -440,6 +461,7 @@ impl<T: Payload> Room<T> {
             Some(i) => {
                 // A second socket with the same ticket takes the first one's place.
                 let old = std::mem::replace(&mut self.members[i].conn, conn);
+                self.changed = true;
                 self.out.push(Output::Replace { to: old });
                 self.before_join.drop_from(old);
                 let peers = self.others(peer);
@@ -453,6 +475,7 @@ impl<T: Payload> Room<T> {
                 self.emptied_at = None;
                 let peers = self.others(peer);
                 self.members.push(Member { peer, conn, present: true, away_since: None, held: Hold::default() });
+                self.changed = true;
                 self.notice(conn, Notice::Joined { room: self.id, peer, peers });
                 self.tell_others(peer, Notice::PeerJoined { peer });
                 // What the others said before this peer came is for it: right after `joined`.
@@ -461,6 +484,30 @@ impl<T: Payload> Room<T> {
                     self.out.push(Output::Relay { to: conn, text });
                 }
             }
+        }
+    }
+
+    fn rejoin(&mut self, conn: Conn, peer: PeerId, admits_until: Millis) {
+        let capacity = self.kind.capacity();
+        let count = self.members.len();
+        match self.members.iter_mut().find(|m| m.peer == peer) {
+            Some(member) if member.conn == conn => {
+                if !member.present {
+                    // It was counted away with its old owner's instance; it never left.
+                    member.present = true;
+                    member.away_since = None;
+                    self.changed = true;
+                    self.tell_others(peer, Notice::PeerBack { peer });
+                }
+            }
+            Some(_) => {} // another socket is this peer now
+            None if count < capacity => {
+                self.admits_until = self.admits_until.max(admits_until);
+                self.emptied_at = None;
+                self.members.push(Member { peer, conn, present: true, away_since: None, held: Hold::default() });
+                self.changed = true;
+            }
+            None => {}
         }
     }
 
@@ -501,6 +548,7 @@ impl<T: Payload> Room<T> {
     fn leave(&mut self, conn: Conn, now: Millis) {
         let Some(i) = self.members.iter().position(|m| m.conn == conn) else { return };
         let member = self.members.remove(i);
+        self.changed = true;
         self.before_join.drop_from(conn);
         for other in &mut self.members {
             other.held.drop_from(conn);
@@ -516,6 +564,7 @@ impl<T: Payload> Room<T> {
         member.present = false;
         member.away_since = Some(now);
         let peer = member.peer;
+        self.changed = true;
         self.tell_others(peer, Notice::PeerAway { peer });
     }
 

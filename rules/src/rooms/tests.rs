@@ -293,3 +293,15 @@ fn a_room_rebuilt_from_its_record_knows_its_members() {
     assert_eq!(relayed_to(&relay(&mut rebuilt, 1, None, "after takeover"), 2), vec!["after takeover".to_owned()]);
     assert_eq!(rebuilt.record(), room.record());
 }
+
+#[test]
+fn a_rejoin_after_a_takeover_restores_a_member_without_telling_anyone() {
+    let mut room = matched();
+    join(&mut room, 1);
+    let record = room.record();
+    // The old owner died before it recorded the second peer; the new one hears it again.
+    let mut rebuilt: Room<String> = Room::restore(room.id(), RoomSettings::default(), record);
+    rebuilt.apply(NOW, Input::Rejoin { conn: conn(2), peer: peer(2), admits_until: ADMITS });
+    assert!(rebuilt.outputs().next().is_none());
+    assert_eq!(relayed_to(&relay(&mut rebuilt, 1, None, "hi"), 2), vec!["hi".to_owned()]);
+}

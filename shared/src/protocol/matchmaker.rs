@@ -23,6 +23,11 @@ pub enum ClientMessage {
     Leave,
     /// App-level keepalive.
     Ping,
+    /// Be the client a resume token names again, on this new socket.
+    Resume {
+        /// The token from `ready` or `resumed`.
+        token: String,
+    },
 }
 
 impl ClientMessage {
@@ -38,6 +43,7 @@ impl ClientMessage {
             "next" => ClientMessage::Next,
             "leave" => ClientMessage::Leave,
             "ping" => ClientMessage::Ping,
+            "resume" => ClientMessage::Resume { token: env.string("token")? },
             other => return Err(unknown_type(other)),
         })
     }
@@ -51,6 +57,16 @@ pub enum ServerMessage<'a> {
     Ready {
         /// A fresh UUID v4.
         client_id: Uuid,
+        /// The contract's version, `1.1`.
+        protocol: &'a str,
+        /// The optional features this deployment has switched on.
+        features: &'a [&'a str],
+        /// What a new socket shows to be this client again after a drop.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_token: Option<&'a str>,
+        /// How long a dropped client stays resumable, in seconds.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resume_grace_secs: Option<u64>,
     },
     /// Answer to `auth`.
     Authenticated {
@@ -58,7 +74,10 @@ pub enum ServerMessage<'a> {
         user_id: &'a str,
     },
     /// The client waits in the queue.
-    Queued,
+    Queued {
+        /// How many wait in all (not exact under load).
+        waiting: usize,
+    },
     /// The client has a partner.
     Matched {
         /// The room both partners join on the signaler.
@@ -79,9 +98,31 @@ pub enum ServerMessage<'a> {
         /// The room that ended.
         room_id: Uuid,
     },
+    /// The partner's socket dropped; it may come back (resume).
+    PartnerAway {
+        /// The room.
+        room_id: Uuid,
+    },
+    /// The partner came back.
+    PartnerBack {
+        /// The room.
+        room_id: Uuid,
+    },
     /// Answer to `leave`.
     Left,
+    /// Answer to a successful `resume`: this socket is now that client.
+    Resumed {
+        /// The original client id.
+        client_id: Uuid,
+        /// `idle`, `queued` or `matched` (a `matched` follows).
+        state: &'a str,
+        /// The next token (the one just used is spent).
+        resume_token: &'a str,
+    },
 }
+
+/// The contract version both services speak.
+pub const PROTOCOL_VERSION: &str = "1.1";
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +139,10 @@ mod tests {
         assert_eq!(ClientMessage::decode(r#"{"type":"next","x":1}"#).unwrap(), ClientMessage::Next);
         assert_eq!(ClientMessage::decode(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
         assert_eq!(ClientMessage::decode(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"resume","token":"t"}"#).unwrap(),
+            ClientMessage::Resume { token: "t".into() }
+        );
     }
 
     #[test]

@@ -65,6 +65,19 @@ impl<'a> Envelope<'a> {
         serde_json::from_str::<String>(raw.get()).map_err(|_| bad_message(format!("field `{name}` must be a string")))
     }
 
+    /// An optional string field: `None` when absent.
+    ///
+    /// # Errors
+    /// `bad-message` naming the field when it is present but not a string.
+    pub fn optional_string(&self, name: &str) -> Result<Option<String>, Rejected> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str::<String>(raw.get())
+                .map(Some)
+                .map_err(|_| bad_message(format!("field `{name}` must be a string"))),
+        }
+    }
+
     /// Checks that a required field is present and of the given JSON kind.
     ///
     /// # Errors

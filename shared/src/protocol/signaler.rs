@@ -13,8 +13,8 @@ pub enum ClientMessage<'a> {
     Join {
         /// The room named in `matched`.
         room_id: String,
-        /// The ticket from `matched`.
-        ticket: String,
+        /// The ticket from `matched`: `None` when missing or not a string (`bad-ticket`).
+        ticket: Option<String>,
     },
     /// `offer`, `answer` or `ice`, checked and kept raw for relaying.
     Signal(Envelope<'a>),
@@ -32,7 +32,7 @@ impl<'a> ClientMessage<'a> {
     pub fn decode(text: &'a str) -> Result<Self, Rejected> {
         let env = Envelope::parse(text)?;
         Ok(match env.kind() {
-            "join" => ClientMessage::Join { room_id: env.string("roomId")?, ticket: env.string("ticket")? },
+            "join" => ClientMessage::Join { room_id: env.string("roomId")?, ticket: env.string("ticket").ok() },
             "offer" | "answer" => {
                 env.require("sdp", JsonKind::String)?;
                 ClientMessage::Signal(env)
@@ -60,6 +60,8 @@ pub enum ServerMessage<'a> {
         peer_id: Uuid,
         /// The peers already in the room.
         peers: &'a [Uuid],
+        /// The contract's version, `1.1`.
+        protocol: &'a str,
     },
     /// Another peer entered the room (or re-entered it from a new connection).
     PeerJoined {
@@ -68,6 +70,16 @@ pub enum ServerMessage<'a> {
     },
     /// Another peer left the room or disconnected.
     PeerLeft {
+        /// Who.
+        peer_id: Uuid,
+    },
+    /// Another peer's socket dropped; it may come back (what is sent to it is held).
+    PeerAway {
+        /// Who.
+        peer_id: Uuid,
+    },
+    /// An away peer came back.
+    PeerBack {
         /// Who.
         peer_id: Uuid,
     },
@@ -95,8 +107,12 @@ mod tests {
     }
 
     #[test]
-    fn join_needs_room_and_ticket_strings() {
-        assert_eq!(code(r#"{"type":"join","roomId":"r"}"#), ErrorCode::BadMessage);
+    fn join_needs_a_room_string_and_reports_a_missing_ticket() {
+        assert!(matches!(ClientMessage::decode(r#"{"type":"join","roomId":"r"}"#), Ok(ClientMessage::Join { ticket: None, .. })));
+        assert!(matches!(
+            ClientMessage::decode(r#"{"type":"join","roomId":"r","ticket":5}"#),
+            Ok(ClientMessage::Join { ticket: None, .. })
+        ));
         assert_eq!(code(r#"{"type":"join","roomId":1,"ticket":"t"}"#), ErrorCode::BadMessage);
         assert_eq!(code(r#"{"type":"hello"}"#), ErrorCode::UnknownType);
     }

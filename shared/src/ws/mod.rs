@@ -128,19 +128,46 @@ fn escaped_len(c: char) -> usize {
     }
 }
 
+/// Close code: the instance is restarting; reconnect (to another one) and resume.
+pub const CLOSE_RESTART: u16 = 1012;
+
 /// What a service does with one socket. The driver calls it for every text frame, and once
 /// when the socket is gone (closed by either side, dropped, or shut down).
 pub trait Session: Send + 'static {
     /// A text frame within the size limit arrived.
     fn on_text(&mut self, text: &str) -> impl Future<Output = ()> + Send;
-    /// The socket is gone; release everything it held.
-    fn on_close(self) -> impl Future<Output = ()> + Send;
+    /// The socket is gone, as `ending` says; release everything it held.
+    fn on_close(self, ending: Ending) -> impl Future<Output = ()> + Send;
+}
+
+/// How a socket ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The client sent a close frame, with this code if it gave one.
+    ClientClosed(Option<u16>),
+    /// The connection ended without a close frame: the network, a ping timeout, an error.
+    Dropped,
+    /// We closed it with this code.
+    ServerClosed(u16),
+}
+
+impl Ending {
+    /// Whether the client is gone for good, rather than away and likely to come back: it said
+    /// goodbye (close code 1000 or 1001, or a close frame with no code), or we sent it away for
+    /// anything other than a restart (1012).
+    pub fn is_goodbye(self) -> bool {
+        match self {
+            Ending::ClientClosed(code) => matches!(code, None | Some(1000) | Some(1001)),
+            Ending::Dropped => false,
+            Ending::ServerClosed(code) => code != CLOSE_RESTART,
+        }
+    }
 }
 
 /// Why a socket's loop ended.
 enum End {
     /// The client closed or the connection broke.
-    Gone,
+    Gone(Ending),
     /// We close it with this frame.
     Close(u16, String),
 }
@@ -217,14 +244,15 @@ where
                         () = open.stopped() => continue,
                     };
                     if written.is_err() {
-                        break End::Gone;
+                        break End::Gone(Ending::Dropped);
                     }
                 }
             },
             frame = socket.next() => {
                 last_heard = Instant::now();
                 let frame = match frame {
-                    None | Some(Ok(Message::Close(_))) => break End::Gone,
+                    None => break End::Gone(Ending::Dropped),
+                    Some(Ok(Message::Close(frame))) => break End::Gone(Ending::ClientClosed(frame.map(|f| u16::from(f.code)))),
                     Some(Ok(frame)) => frame,
                     Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
                         let rejected = Rejected::new(
@@ -238,7 +266,7 @@ where
                     }
                     Some(Err(err)) => {
                         tracing::debug!(%err, "socket error");
-                        break End::Gone;
+                        break End::Gone(Ending::Dropped);
                     }
                 };
                 // Every frame counts against the rate, control frames included; only data
@@ -272,7 +300,7 @@ where
             _ = keepalive.tick() => {
                 if last_heard.elapsed() >= limits.ping_interval * 2 {
                     tracing::debug!("no answer to keepalive pings; dropping the socket");
-                    break End::Gone;
+                    break End::Gone(Ending::Dropped);
                 }
                 // A socket that cannot take a ping within an interval is as good as gone.
                 let sent = tokio::select! {
@@ -280,7 +308,7 @@ where
                     () = open.stopped() => continue,
                 };
                 if !matches!(sent, Ok(Ok(()))) {
-                    break End::Gone;
+                    break End::Gone(Ending::Dropped);
                 }
             }
         }
@@ -290,7 +318,11 @@ where
     open.detach();
     // Release what the socket held first, so that its partner hears at once even if the
     // closing handshake below takes its full timeout.
-    Box::pin(session.on_close()).await;
+    let ending = match &end {
+        End::Gone(ending) => *ending,
+        End::Close(code, _) => Ending::ServerClosed(*code),
+    };
+    Box::pin(session.on_close(ending)).await;
     if let End::Close(code, reason) = end {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Message::Close(Some(frame))))).await;

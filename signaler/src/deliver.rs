@@ -1,0 +1,97 @@
+//! What a room decided, as wire messages on this instance's sockets.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use rules::rooms::{Notice, Output, Payload, Refusal};
+use shared::error::Rejected;
+use shared::protocol::encode;
+use shared::protocol::matchmaker::PROTOCOL_VERSION;
+use shared::protocol::signaler::ServerMessage;
+use shared::ws::{Outbox, CLOSE_REPLACED};
+use shared::ErrorCode;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::locals::Locals;
+
+/// A relayed message as the rooms keep it: the text the peers receive, cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Text(#[serde(with = "utf8_bytes")] pub Utf8Bytes);
+
+impl Payload for Text {
+    fn size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+mod utf8_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+    pub fn serialize<S: Serializer>(text: &Utf8Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(text.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Utf8Bytes, D::Error> {
+        String::deserialize(d).map(Utf8Bytes::from)
+    }
+}
+
+/// The figures `/metrics` reports about rooms.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// Rooms with at least one peer (on this instance's rules).
+    pub rooms: Gauge,
+    /// Signals delivered to a peer.
+    pub relayed: Counter,
+}
+
+/// Delivers one output to a socket of this instance (if it is still open).
+pub fn deliver(locals: &Locals, figures: &Figures, output: Output<Text>) {
+    let to = match &output {
+        Output::Relay { to, .. } | Output::Notice { to, .. } | Output::Refuse { to, .. } | Output::Replace { to } => *to,
+    };
+    let Some(outbox) = locals.get(to.socket) else { return };
+    deliver_to(&outbox, figures, output);
+}
+
+/// Delivers one output to `outbox`.
+pub fn deliver_to(outbox: &Outbox, figures: &Figures, output: Output<Text>) {
+    match output {
+        Output::Relay { text, .. } => {
+            figures.relayed.inc();
+            outbox.send_text(text.0);
+        }
+        Output::Notice { notice, .. } => {
+            outbox.send_text(notice_text(&notice).into());
+        }
+        Output::Refuse { refusal, .. } => outbox.reject(&refused(refusal)),
+        Output::Replace { .. } => outbox.close(CLOSE_REPLACED, "replaced by a newer connection with the same ticket"),
+    }
+}
+
+/// A notice as the wire carries it.
+pub fn notice_text(notice: &Notice) -> String {
+    match notice {
+        Notice::Joined { room, peer, peers } => {
+            encode(&ServerMessage::Joined { room_id: *room, peer_id: *peer, peers, protocol: PROTOCOL_VERSION })
+        }
+        Notice::PeerJoined { peer } => encode(&ServerMessage::PeerJoined { peer_id: *peer }),
+        Notice::PeerLeft { peer } => encode(&ServerMessage::PeerLeft { peer_id: *peer }),
+        Notice::PeerAway { peer } => encode(&ServerMessage::PeerAway { peer_id: *peer }),
+        Notice::PeerBack { peer } => encode(&ServerMessage::PeerBack { peer_id: *peer }),
+    }
+}
+
+/// A refusal as the contract's error.
+pub fn refused(refusal: Refusal) -> Rejected {
+    match refusal {
+        Refusal::RoomFull => Rejected::new(ErrorCode::RoomFull, "this room already has all its peers"),
+        Refusal::NotJoined => Rejected::new(ErrorCode::NotJoined, "not in a room (or this connection was replaced); join first"),
+        Refusal::HoldFull => Rejected::new(
+            ErrorCode::RateLimited,
+            "the peer is not there and what waits for it is at its bound (64 messages or 64 KiB); message dropped",
+        ),
+        Refusal::UnknownPeer => Rejected::new(ErrorCode::UnknownPeer, "`to` names nobody else in this room; nothing relayed"),
+        Refusal::TicketExpired => Rejected::new(ErrorCode::BadTicket, "ticket refused: ExpiredSignature"),
+    }
+}
