@@ -2,7 +2,8 @@
 # Runs every test of the project and ends with one summary line:
 #   1. cargo test: unit, property and contract tests over real sockets, and the cluster tests
 #      (real redis-server, several service processes);
-#   2. the contract tests again with both services on Redis;
+#   2. the contract and cluster tests again with both services on one Redis, then on a Redis
+#      Cluster of three masters (real redis-server processes on loopback);
 #   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
 # Installs what the tests need when missing: redis-server and Chromium (Debian packages) and the
 # Node test packages.
@@ -11,9 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 
 log=$(mktemp)
 redis_dir=$(mktemp -d)
-redis_pid=""
+redis_pids=()
 cleanup() {
-  [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null || true
+  ((${#redis_pids[@]})) && kill "${redis_pids[@]}" 2>/dev/null || true
   rm -rf "$log" "$redis_dir"
 }
 trap cleanup EXIT
@@ -34,15 +35,43 @@ fi
 step "cargo test (unit, property, contract and cluster tests)"
 cargo test --workspace 2>&1 | tee -a "$log"
 
-step "contract tests with both services on Redis"
-port=6400
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-redis-server --port "$port" --bind 127.0.0.1 --databases 4096 --save "" --appendonly no \
-  --dir "$redis_dir" >"$redis_dir/redis.log" 2>&1 &
-redis_pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p strangers \
-  --test matchmaker_contract --test signaler_contract --test transport --test auth --test shutdown 2>&1 | tee -a "$log"
+# The contract tests that run against whichever backend the environment names.
+redis_suites=(--test matchmaker_contract --test signaler_contract --test transport --test auth --test shutdown)
+
+free_port() {
+  local port=$1
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  echo "$port"
+}
+# Starts a redis-server on a free port at or above $1 with any extra flags; prints the port.
+start_redis() {
+  local port dir
+  port=$(free_port "$1"); shift
+  dir="$redis_dir/$port"; mkdir -p "$dir"
+  redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$dir" "$@" \
+    >"$dir/redis.log" 2>&1 &
+  redis_pids+=($!)
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  echo "$port"
+}
+
+step "contract tests with both services on one Redis"
+port=$(start_redis 6400)
+TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p strangers "${redis_suites[@]}" 2>&1 | tee -a "$log"
+
+step "contract tests with both services on a Redis Cluster of three masters"
+nodes=()
+for base in 7400 7410 7420; do
+  nodes+=("127.0.0.1:$(start_redis "$base" --cluster-enabled yes --cluster-config-file nodes.conf)")
+done
+redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$redis_dir/cluster.log" 2>&1
+for _ in $(seq 100); do
+  redis-cli -p "${nodes[0]#*:}" cluster info | grep -q '^cluster_state:ok' && break
+  sleep 0.1
+done
+cluster_url=$(printf 'redis://%s,' "${nodes[@]}"); cluster_url=${cluster_url%,}
+TEST_REDIS_URL="$cluster_url" TEST_REDIS_CLUSTER=true cargo test -p strangers "${redis_suites[@]}" \
+  2>&1 | tee -a "$log"
 
 step "release build for the browser tests"
 cargo build --release --bin strangers

@@ -74,7 +74,11 @@ fn free_port() -> u16 {
 struct Instance {
     child: Child,
     matchmaker: SocketAddr,
+    signaler: SocketAddr,
 }
+
+/// How long a dropped client keeps its place in these tests (`RESUME_GRACE_SECS`).
+const GRACE: Duration = Duration::from_secs(2);
 
 impl Instance {
     fn start(redis: &Redis) -> Instance {
@@ -88,25 +92,34 @@ impl Instance {
             .env("RUST_LOG", "warn")
             // This test relays hundreds of messages at once; honest browsers send far fewer.
             .env("MESSAGE_BURST", "10000")
+            .env("RESUME_GRACE_SECS", GRACE.as_secs().to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let matchmaker = loop {
+        let (mut matchmaker, mut signaler) = (None, None);
+        while matchmaker.is_none() || signaler.is_none() {
             let line = lines.next().expect("the runner exited").unwrap();
             if let Some(addr) = line.strip_prefix("matchmaker listening on ") {
-                break addr.parse().unwrap();
+                matchmaker = Some(addr.parse().unwrap());
             }
-        };
+            if let Some(addr) = line.strip_prefix("signaler listening on ") {
+                signaler = Some(addr.parse().unwrap());
+            }
+        }
         // Keep draining stdout so the process never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        Instance { child, matchmaker }
+        Instance { child, matchmaker: matchmaker.unwrap(), signaler: signaler.unwrap() }
     }
 
     fn url(&self) -> String {
         format!("ws://{}/ws", self.matchmaker)
+    }
+
+    fn signaler_url(&self) -> String {
+        format!("ws://{}/ws", self.signaler)
     }
 
     fn kill(&mut self) {
@@ -174,10 +187,15 @@ async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() 
     let s = stats(instances[0].matchmaker).await;
     assert_eq!(s, json!({"online":24,"waiting":0,"rooms":12}));
 
-    // Each partner signals through the signaler of its own instance.
-    let mut a = Client::connect(matched[0]["signalingUrl"].as_str().unwrap()).await;
-    let mut b = Client::connect(matched[1]["signalingUrl"].as_str().unwrap()).await;
-    assert_ne!(matched[0]["signalingUrl"], matched[1]["signalingUrl"]);
+    // Each instance has its own signaling address, so both peers are sent to the same one.
+    assert_eq!(matched[0]["signalingUrl"], matched[1]["signalingUrl"]);
+
+    // Behind one load-balanced address they may still land on different instances: the signal
+    // crosses Redis to the instance that runs the room.
+    let here = matched[0]["signalingUrl"].as_str().unwrap();
+    let there = instances.iter().map(Instance::signaler_url).find(|url| url != here).unwrap();
+    let mut a = Client::connect(here).await;
+    let mut b = Client::connect(&there).await;
     a.send(join(&matched[0])).await;
     a.recv_type("joined").await;
     a.send(json!({"type":"offer","sdp":"held across instances"})).await;
@@ -196,8 +214,7 @@ async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() 
     assert_eq!(a.recv_type("answer").await["from"], clients[1].1.as_str());
 
     // Same ticket on the other instance's signaler replaces the first connection.
-    let other_url = matched[1]["signalingUrl"].as_str().unwrap();
-    let mut a2 = Client::connect(other_url).await;
+    let mut a2 = Client::connect(&there).await;
     a2.send(join(&matched[0])).await;
     a2.recv_type("joined").await;
     assert_eq!(u16::from(a.expect_close().await.expect("close frame").code), 4000);
@@ -210,7 +227,7 @@ async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() 
 async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
     let redis = Redis::start();
     let mut instances = [Instance::start(&redis), Instance::start(&redis)];
-    // A pair across the instances, joined on both signalers.
+    // A pair across the instances, each joined on the signaler of its own instance.
     let (mut a, a_id) = connect(&instances[0].url()).await;
     let (mut b, b_id) = connect(&instances[1].url()).await;
     a.send(json!({"type":"available"})).await;
@@ -219,10 +236,10 @@ async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
     b.recv_type("queued").await;
     let a_matched = a.recv_type("matched").await;
     let b_matched = b.recv_type("matched").await;
-    let mut a_sig = Client::connect(a_matched["signalingUrl"].as_str().unwrap()).await;
+    let mut a_sig = Client::connect(&instances[0].signaler_url()).await;
     a_sig.send(join(&a_matched)).await;
     a_sig.recv_type("joined").await;
-    let mut b_sig = Client::connect(b_matched["signalingUrl"].as_str().unwrap()).await;
+    let mut b_sig = Client::connect(&instances[1].signaler_url()).await;
     b_sig.send(join(&b_matched)).await;
     b_sig.recv_type("joined").await;
     a_sig.recv_type("peer-joined").await;
@@ -234,11 +251,13 @@ async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
     let killed = Instant::now();
     instances[1].kill();
     drop((b, b_sig, ghost));
-    // The survivor's client hears that its partner left, from both services.
-    // Bounded by the instance TTL plus one heartbeat.
+    // The survivor's client hears that its partner is away (it may resume through another
+    // instance), then, when the grace window ends, that it left: from both services.
     let patience = shared::redis::INSTANCE_TTL + shared::redis::HEARTBEAT_INTERVAL * 3;
-    assert_eq!(a.recv_within(patience).await["type"], "partner-left");
-    assert_eq!(a_sig.recv_within(patience).await, json!({"type":"peer-left","peerId":b_id}));
+    assert_eq!(a.recv_within(patience).await["type"], "partner-away");
+    assert_eq!(a_sig.recv_within(patience).await, json!({"type":"peer-away","peerId":b_id}));
+    assert_eq!(a.recv_within(GRACE * 3).await["type"], "partner-left");
+    assert_eq!(a_sig.recv_within(GRACE * 3).await, json!({"type":"peer-left","peerId":b_id}));
     println!("dead instance cleaned up after {:?}", killed.elapsed());
     a.recv_type("queued").await;
     // Nobody is paired with the dead instance's waiting client: a newcomer meets `a`.

@@ -190,12 +190,16 @@ async fn wait_for_nothing_left(matchmaker: std::net::SocketAddr, signaler: std::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_leaves_nothing_behind() {
-    let (mm, sig) = support::configs();
+    let (mut mm, mut sig) = support::configs();
+    // Dropped sockets are held for resume this long; a short window lets the soak see them go.
+    mm.common.resume_grace = Duration::from_secs(1);
+    sig.common.resume_grace = Duration::from_secs(1);
     let stack = Stack::start_with_limits(mm, sig, Limits::default()).await;
     // One client through both services first, so that every task they keep is running.
     let warm_up = soak(&stack.mm_url(), 2, Duration::from_millis(300)).await;
     assert!(warm_up.matched > 0);
-    assert!(wait_for_nothing_left(stack.matchmaker, stack.signaler).await.is_empty());
+    let left = wait_for_nothing_left(stack.matchmaker, stack.signaler).await;
+    assert!(left.is_empty(), "left behind by the warm-up: {left:?}");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let tasks_before = tokio::runtime::Handle::current().metrics().num_alive_tasks();
     let lived = soak(&stack.mm_url(), 24, Duration::from_secs(4)).await;

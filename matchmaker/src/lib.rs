@@ -101,7 +101,12 @@ pub async fn serve_with_limits(
     };
     let service = Matchmaker {
         home,
-        needs: Needs { queue: queue.clone(), locals, delivery, auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())) },
+        needs: Needs {
+            queue: queue.clone(),
+            locals,
+            delivery,
+            auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
+        },
         limits: limits.clone(),
         resume_grace_secs: config.common.resume_grace.as_secs(),
         features: config.features(),

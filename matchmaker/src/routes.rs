@@ -19,7 +19,9 @@ pub fn all(
     operational(lifecycle, metrics).or(stats(queue)).or(assets::routes()).recover(handle_rejection)
 }
 
-fn stats(queue: QueueHandle) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
+fn stats(
+    queue: QueueHandle,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
     warp::path!("api" / "stats").and(warp::get()).then(move || {
         let queue = queue.clone();
         async move {

@@ -91,10 +91,19 @@ fn encode_messages(c: &mut Criterion) {
             }))
         })
     });
-    group.bench_function("matchmaker/queued", |b| b.iter(|| encode(black_box(&matchmaker::ServerMessage::Queued { waiting: 10 }))));
+    group.bench_function("matchmaker/queued", |b| {
+        b.iter(|| encode(black_box(&matchmaker::ServerMessage::Queued { waiting: 10 })))
+    });
     let peers = [b_id];
     group.bench_function("signaler/joined", |b| {
-        b.iter(|| encode(black_box(&signaler::ServerMessage::Joined { room_id: room, peer_id: a, peers: &peers, protocol: "1.1" })))
+        b.iter(|| {
+            encode(black_box(&signaler::ServerMessage::Joined {
+                room_id: room,
+                peer_id: a,
+                peers: &peers,
+                protocol: "1.1",
+            }))
+        })
     });
     group.bench_function("common/pong", |b| b.iter(|| encode(black_box(&CommonMessage::Pong))));
     group.finish();

@@ -48,7 +48,9 @@ pub struct Figures {
 /// Delivers one output to a socket of this instance (if it is still open).
 pub fn deliver(locals: &Locals, figures: &Figures, output: Output<Text>) {
     let to = match &output {
-        Output::Relay { to, .. } | Output::Notice { to, .. } | Output::Refuse { to, .. } | Output::Replace { to } => *to,
+        Output::Relay { to, .. } | Output::Notice { to, .. } | Output::Refuse { to, .. } | Output::Replace { to } => {
+            *to
+        }
     };
     let Some(outbox) = locals.get(to.socket) else { return };
     deliver_to(&outbox, figures, output);
@@ -86,12 +88,16 @@ pub fn notice_text(notice: &Notice) -> String {
 pub fn refused(refusal: Refusal) -> Rejected {
     match refusal {
         Refusal::RoomFull => Rejected::new(ErrorCode::RoomFull, "this room already has all its peers"),
-        Refusal::NotJoined => Rejected::new(ErrorCode::NotJoined, "not in a room (or this connection was replaced); join first"),
+        Refusal::NotJoined => {
+            Rejected::new(ErrorCode::NotJoined, "not in a room (or this connection was replaced); join first")
+        }
         Refusal::HoldFull => Rejected::new(
             ErrorCode::RateLimited,
             "the peer is not there and what waits for it is at its bound (64 messages or 64 KiB); message dropped",
         ),
-        Refusal::UnknownPeer => Rejected::new(ErrorCode::UnknownPeer, "`to` names nobody else in this room; nothing relayed"),
+        Refusal::UnknownPeer => {
+            Rejected::new(ErrorCode::UnknownPeer, "`to` names nobody else in this room; nothing relayed")
+        }
         Refusal::TicketExpired => Rejected::new(ErrorCode::BadTicket, "ticket refused: ExpiredSignature"),
     }
 }

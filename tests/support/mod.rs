@@ -30,27 +30,39 @@ pub struct Stack {
     tasks: Vec<JoinHandle<Result<bool, shared::Error>>>,
 }
 
-/// Default configurations with the test secret. With `TEST_REDIS_URL` set (a Redis started by
-/// `test.sh` with many databases), both services use Redis, each stack its own database.
+/// Default configurations with the test secret. With `TEST_REDIS_URL` set (a Redis, or with
+/// `TEST_REDIS_CLUSTER=true` the nodes of a Redis Cluster, started by `test.sh`), both services use
+/// it, each stack under a key prefix of its own.
 pub fn configs() -> (matchmaker::Config, signaler::Config) {
-    let redis_url = redis_database();
     let mut mm = matchmaker::Config::default();
     mm.common.ticket_secret = Some(SECRET.into());
-    mm.common.redis_url = redis_url.clone();
     let mut sig = signaler::Config::default();
     sig.common.ticket_secret = Some(SECRET.into());
-    sig.common.redis_url = redis_url;
+    if let Some(redis) = test_redis() {
+        for common in [&mut mm.common, &mut sig.common] {
+            common.redis_url = Some(redis.url.clone());
+            common.redis_cluster = redis.cluster;
+            common.redis_key_prefix = redis.prefix.clone();
+        }
+    }
     (mm, sig)
 }
 
-/// A Redis database of its own for each stack of this test process, under `TEST_REDIS_URL`.
-pub fn redis_database() -> Option<String> {
+/// The Redis a test stack uses: where, whether it is a cluster, and the stack's own key prefix.
+pub struct TestRedis {
+    pub url: String,
+    pub cluster: bool,
+    pub prefix: String,
+}
+
+/// The Redis under `TEST_REDIS_URL`, with a key prefix no other stack of any test process uses.
+pub fn test_redis() -> Option<TestRedis> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let base = std::env::var("TEST_REDIS_URL").ok().filter(|url| !url.is_empty())?;
-    // Each test binary is its own process: spread them by process id, then count within.
-    let slot = (std::process::id() % 64) * 64 + NEXT.fetch_add(1, Ordering::Relaxed) % 64;
-    Some(format!("{}/{slot}", base.trim_end_matches('/')))
+    let url = std::env::var("TEST_REDIS_URL").ok().filter(|url| !url.is_empty())?;
+    let cluster = std::env::var("TEST_REDIS_CLUSTER").is_ok_and(|v| v == "true");
+    let prefix = format!("test-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+    Some(TestRedis { url, cluster, prefix })
 }
 
 impl Stack {

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use rules::matchmaking::{Client, Input, Matchmaking, Output, Settings};
 use rules::{ClientId, HomeId};
@@ -105,7 +105,8 @@ impl QueueTask {
         self.step(&mut owned, &mut retry, inputs, None).await;
         if let Some(owned) = owned {
             owned.reader.cancel();
-            let _ = tokio::time::timeout(COMMAND_TIMEOUT, self.lease.release(&mut self.link.conn(), &owned.value)).await;
+            let _ =
+                tokio::time::timeout(COMMAND_TIMEOUT, self.lease.release(&mut self.link.conn(), &owned.value)).await;
             tracing::info!("gave the queue's lease back");
         }
     }
@@ -208,7 +209,10 @@ impl QueueTask {
         tracing::warn!(inputs = pending.len(), "cannot forward to the queue's owner");
         for input in pending {
             match input {
-                Input::Available { conn } | Input::Next { conn } | Input::Leave { conn } | Input::Resume { conn, .. } => {
+                Input::Available { conn }
+                | Input::Next { conn }
+                | Input::Leave { conn }
+                | Input::Resume { conn, .. } => {
                     if let Some(local) = self.shell.locals.get(conn.socket) {
                         local.outbox.reject(&unavailable());
                     }
@@ -238,10 +242,17 @@ impl QueueTask {
                 _ => self.health.set("queue", false),
             }
         } else if !self.stop.is_cancelled() {
-            if let Ok(Ok(Some(value))) = tokio::time::timeout(COMMAND_TIMEOUT, self.lease.try_acquire(&mut conn)).await {
+            if let Ok(Ok(Some(value))) = tokio::time::timeout(COMMAND_TIMEOUT, self.lease.try_acquire(&mut conn)).await
+            {
                 match self.take_over(value).await {
-                    Ok(owner) => {
+                    Ok((owner, cursor, tx)) => {
+                        let reader = owner.reader.clone();
                         *owned = Some(owner);
+                        // What was forwarded before (this instance's own inputs included) comes
+                        // before anything its sockets say from now on.
+                        if let Some(cursor) = self.catch_up(owned, retry, cursor).await {
+                            tokio::spawn(read_stream(self.link.clone(), self.keys.input.clone(), cursor, tx, reader));
+                        }
                         // Commit what the rebuild decided (matches that no longer hold, pairs).
                         self.step(owned, retry, Vec::new(), None).await;
                     }
@@ -254,7 +265,10 @@ impl QueueTask {
             let stats = self.shell.core.stats();
             let _: Result<Result<(), _>, _> = tokio::time::timeout(
                 COMMAND_TIMEOUT,
-                conn.hset_multiple(&self.keys.stats, &[("online", stats.online), ("waiting", stats.waiting), ("rooms", stats.rooms)]),
+                conn.hset_multiple(
+                    &self.keys.stats,
+                    &[("online", stats.online), ("waiting", stats.waiting), ("rooms", stats.rooms)],
+                ),
             )
             .await;
         } else {
@@ -298,9 +312,9 @@ impl QueueTask {
         }
     }
 
-    /// Becomes the owner: rebuilds the rules from the records and starts reading the stream
-    /// after the last committed input.
-    async fn take_over(&mut self, value: String) -> redis::RedisResult<Owned> {
+    /// Becomes the owner: rebuilds the rules from the records. Returns where the stream's
+    /// committed inputs end and the channel its reader will feed.
+    async fn take_over(&mut self, value: String) -> redis::RedisResult<(Owned, String, mpsc::Sender<StreamBatch>)> {
         let mut conn = self.link.conn();
         let records = load_records(&mut conn, &self.keys.clients).await?;
         let cursor: Option<String> = conn.get(&self.keys.cursor).await?;
@@ -309,9 +323,44 @@ impl QueueTask {
         self.shell.core = Matchmaking::restore(self.settings, shared::random::ids(), now_ms(), records).track_changes();
         let (tx, remote) = mpsc::channel(16);
         let reader = self.stop.child_token();
-        tokio::spawn(read_stream(self.link.clone(), self.keys.input.clone(), cursor, tx, reader.clone()));
-        Ok(Owned { value, remote, reader })
+        Ok((Owned { value, remote, reader }, cursor, tx))
     }
+
+    /// Applies every input already in the stream after `cursor`; returns where they end, or
+    /// `None` when this instance is no longer the owner.
+    async fn catch_up(
+        &mut self,
+        owned: &mut Option<Owned>,
+        retry: &mut VecDeque<Input>,
+        mut cursor: String,
+    ) -> Option<String> {
+        loop {
+            let mut conn = self.link.conn();
+            let start = format!("({cursor}");
+            let mut read = redis::cmd("XRANGE");
+            read.arg(&self.keys.input).arg(&start).arg("+").arg("COUNT").arg(MAX_BATCH);
+            let page = tokio::time::timeout(COMMAND_TIMEOUT, read.query_async::<StreamRangeReply>(&mut conn)).await;
+            let Ok(Ok(page)) = page else {
+                tracing::warn!("cannot read the queue's stream; stepping down");
+                if let Some(owner) = owned.take() {
+                    owner.reader.cancel();
+                }
+                self.shell.core = Matchmaking::new(self.settings, shared::random::ids());
+                return None;
+            };
+            let Some(last) = page.ids.last().map(|entry| entry.id.clone()) else { return Some(cursor) };
+            let inputs = page.ids.iter().filter_map(stream_input).collect();
+            self.step(owned, retry, Vec::new(), Some((last.clone(), inputs))).await;
+            owned.as_ref()?;
+            cursor = last;
+        }
+    }
+}
+
+/// The input an entry of the stream carries (malformed ones are counted and skipped).
+fn stream_input(entry: &StreamId) -> Option<Input> {
+    let bytes: Option<Vec<u8>> = entry.get("i");
+    bytes.and_then(|b| wire::decode::<Input>(&b, "queue input"))
 }
 
 /// Every client record, read in pages.
@@ -385,11 +434,16 @@ fn next_id(id: &str) -> String {
 }
 
 /// Reads the stream after `cursor` until `stop`, handing each batch to the owner.
-async fn read_stream(link: RedisLink, key: String, mut cursor: String, tx: mpsc::Sender<StreamBatch>, stop: CancellationToken) {
+async fn read_stream(
+    link: RedisLink,
+    key: String,
+    mut cursor: String,
+    tx: mpsc::Sender<StreamBatch>,
+    stop: CancellationToken,
+) {
     let mut backoff = Duration::from_millis(50);
-    let options = StreamReadOptions::default()
-        .count(MAX_BATCH)
-        .block(usize::try_from(BLOCK_FOR.as_millis()).unwrap_or(1_000));
+    let options =
+        StreamReadOptions::default().count(MAX_BATCH).block(usize::try_from(BLOCK_FOR.as_millis()).unwrap_or(1_000));
     while !stop.is_cancelled() {
         let mut conn = match link.dedicated(BLOCK_FOR).await {
             Ok(conn) => conn,
@@ -419,10 +473,7 @@ async fn read_stream(link: RedisLink, key: String, mut cursor: String, tx: mpsc:
             for stream in reply.keys {
                 for entry in stream.ids {
                     cursor = entry.id.clone();
-                    let bytes: Option<Vec<u8>> = entry.get("i");
-                    if let Some(input) = bytes.and_then(|b| wire::decode::<Input>(&b, "queue input")) {
-                        inputs.push(input);
-                    }
+                    inputs.extend(stream_input(&entry));
                 }
             }
             if tx.send((cursor.clone(), inputs)).await.is_err() {

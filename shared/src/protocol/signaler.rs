@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn join_needs_a_room_string_and_reports_a_missing_ticket() {
-        assert!(matches!(ClientMessage::decode(r#"{"type":"join","roomId":"r"}"#), Ok(ClientMessage::Join { ticket: None, .. })));
+        assert!(matches!(
+            ClientMessage::decode(r#"{"type":"join","roomId":"r"}"#),
+            Ok(ClientMessage::Join { ticket: None, .. })
+        ));
         assert!(matches!(
             ClientMessage::decode(r#"{"type":"join","roomId":"r","ticket":5}"#),
             Ok(ClientMessage::Join { ticket: None, .. })

@@ -150,7 +150,11 @@ async fn send(link: &RedisLink, batch: Pending) {
 ///
 /// # Errors
 /// When Redis cannot be reached.
-pub async fn push_now<C: ConnectionLike + Send>(conn: &mut C, key: &str, entries: &[Vec<u8>]) -> redis::RedisResult<()> {
+pub async fn push_now<C: ConnectionLike + Send>(
+    conn: &mut C,
+    key: &str,
+    entries: &[Vec<u8>],
+) -> redis::RedisResult<()> {
     let mut pipe = redis::pipe();
     for chunk in entries.chunks(super::fenced::MAX_ARGS_PER_WRITE) {
         pipe.cmd("RPUSH").arg(key).arg(chunk).ignore();

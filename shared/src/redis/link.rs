@@ -28,7 +28,12 @@ impl ConnectionLike for RedisConn {
         }
     }
 
-    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             RedisConn::Single(conn) => conn.req_packed_commands(cmd, offset, count),
             RedisConn::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),

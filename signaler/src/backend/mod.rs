@@ -370,7 +370,8 @@ impl RedisRooms {
                     self.map.apply_all(crate::now_ms(), Input::HomeGone { home });
                     self.janitor(home).await;
                 }
-                let orphans: Vec<RoomId> = self.routes.iter().filter(|r| r.owner == Some(home)).map(|r| *r.key()).collect();
+                let orphans: Vec<RoomId> =
+                    self.routes.iter().filter(|r| r.owner == Some(home)).map(|r| *r.key()).collect();
                 for room in orphans {
                     if let Some(mut route) = self.routes.get_mut(&room) {
                         route.owner = None;

@@ -55,7 +55,13 @@ pub struct RoomMap {
 
 impl RoomMap {
     /// No rooms yet.
-    pub fn new(settings: RoomSettings, home: HomeId, locals: Arc<Locals>, figures: Figures, remote: Box<dyn Remote>) -> Self {
+    pub fn new(
+        settings: RoomSettings,
+        home: HomeId,
+        locals: Arc<Locals>,
+        figures: Figures,
+        remote: Box<dyn Remote>,
+    ) -> Self {
         RoomMap {
             rooms: DashMap::new(),
             timers: Mutex::new(BTreeSet::new()),
@@ -72,9 +78,7 @@ impl RoomMap {
     pub fn apply(&self, room: RoomId, create: Option<Kind>, now: Millis, input: Input<Text>) -> Found {
         let mut entry = match (self.rooms.get_mut(&room), create) {
             (Some(entry), _) => entry,
-            (None, Some(kind)) => {
-                self.rooms.entry(room).or_insert_with(|| Room::new(room, kind, self.settings, now))
-            }
+            (None, Some(kind)) => self.rooms.entry(room).or_insert_with(|| Room::new(room, kind, self.settings, now)),
             (None, None) => return Found::Nothing,
         };
         entry.apply(now, input);
@@ -84,6 +88,7 @@ impl RoomMap {
         if finished {
             self.finish(room, now);
         }
+        self.count();
         Found::Room
     }
 
@@ -92,6 +97,8 @@ impl RoomMap {
         let id = room.id();
         let mut entry = self.rooms.entry(id).or_insert(room);
         self.after(id, &mut entry, now);
+        drop(entry);
+        self.count();
     }
 
     /// Whether this instance runs `room`'s rules.
@@ -102,7 +109,7 @@ impl RoomMap {
     /// Hands a room over (its record), forgetting it here.
     pub fn release(&self, room: RoomId) -> Option<RoomRecord> {
         let record = self.rooms.remove(&room).map(|(_, r)| r.record());
-        self.figures.rooms.set(self.rooms.len() as i64);
+        self.count();
         record
     }
 
@@ -132,9 +139,10 @@ impl RoomMap {
     fn after(&self, id: RoomId, room: &mut Room<Text>, now: Millis) {
         for output in room.outputs() {
             let home = match &output {
-                Output::Relay { to, .. } | Output::Notice { to, .. } | Output::Refuse { to, .. } | Output::Replace { to } => {
-                    to.home
-                }
+                Output::Relay { to, .. }
+                | Output::Notice { to, .. }
+                | Output::Refuse { to, .. }
+                | Output::Replace { to } => to.home,
             };
             if home == self.home {
                 deliver(&self.locals, &self.figures, output);
@@ -156,6 +164,10 @@ impl RoomMap {
         if room.take_changed() && !room.is_finished(now) {
             self.remote.record(id, Some(room.record()));
         }
+    }
+
+    /// Updates the rooms gauge. Never call it while holding an entry: counting locks every shard.
+    fn count(&self) {
         self.figures.rooms.set(self.rooms.len() as i64);
     }
 
@@ -163,7 +175,6 @@ impl RoomMap {
         if self.rooms.remove_if(&room, |_, r| r.is_finished(now)).is_some() {
             self.remote.record(room, None);
         }
-        self.figures.rooms.set(self.rooms.len() as i64);
     }
 
     /// Acts on every deadline due by `now`.
@@ -185,6 +196,7 @@ impl RoomMap {
             if finished {
                 self.finish(id, now);
             }
+            self.count();
         }
     }
 
