@@ -363,12 +363,15 @@ fn stream_input(entry: &StreamId) -> Option<Input> {
     bytes.and_then(|b| wire::decode::<Input>(&b, "queue input"))
 }
 
+/// One page of `HSCAN`: the next cursor, and field/value pairs.
+type HashPage = (u64, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// Every client record, read in pages.
 async fn load_records(conn: &mut shared::redis::RedisConn, key: &str) -> redis::RedisResult<Vec<(ClientId, Client)>> {
     let mut records = Vec::new();
     let mut cursor: u64 = 0;
     loop {
-        let (next, page): (u64, Vec<(Vec<u8>, Vec<u8>)>) =
+        let (next, page): HashPage =
             redis::cmd("HSCAN").arg(key).arg(cursor).arg("COUNT").arg(1_000).query_async(conn).await?;
         for (id, record) in page {
             let id = std::str::from_utf8(&id).ok().and_then(|id| uuid::Uuid::parse_str(id).ok());

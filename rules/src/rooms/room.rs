@@ -491,16 +491,14 @@ impl<T: Payload> Room<T> {
         let capacity = self.kind.capacity();
         let count = self.members.len();
         match self.members.iter_mut().find(|m| m.peer == peer) {
-            Some(member) if member.conn == conn => {
-                if !member.present {
-                    // It was counted away with its old owner's instance; it never left.
-                    member.present = true;
-                    member.away_since = None;
-                    self.changed = true;
-                    self.tell_others(peer, Notice::PeerBack { peer });
-                }
+            // It was counted away with its old owner's instance; it never left.
+            Some(member) if member.conn == conn && !member.present => {
+                member.present = true;
+                member.away_since = None;
+                self.changed = true;
+                self.tell_others(peer, Notice::PeerBack { peer });
             }
-            Some(_) => {} // another socket is this peer now
+            Some(_) => {} // present already, or another socket is this peer now
             None if count < capacity => {
                 self.admits_until = self.admits_until.max(admits_until);
                 self.emptied_at = None;

@@ -51,7 +51,7 @@ impl ConnectionLike for RedisConn {
 #[derive(Clone)]
 enum Target {
     Single(redis::Client),
-    Cluster(ClusterClient),
+    Cluster(Box<ClusterClient>),
 }
 
 /// This instance's link to Redis: a shared connection for commands, a way to open connections
@@ -108,7 +108,7 @@ impl RedisLink {
                 .max_retry_wait(u64::try_from(MAX_BACKOFF.as_millis()).unwrap_or(2_000))
                 .build()
                 .map_err(|err| config_error("REDIS_URL", err))?;
-            Target::Cluster(client)
+            Target::Cluster(Box::new(client))
         } else {
             Target::Single(redis::Client::open(urls[0]).map_err(|err| config_error("REDIS_URL", err))?)
         };
