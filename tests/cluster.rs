@@ -1,6 +1,7 @@
-//! Several instances on one Redis behave as one service: real `redis-server`, real processes of
-//! the runner (each one matchmaker and one signaler), clients spread over them, an instance
-//! killed with SIGKILL, and Redis stopped and started again.
+//! Several instances on one Redis, or on a Redis Cluster of three masters, behave as one
+//! service: real `redis-server`s, real processes of the runner (each one matchmaker and one
+//! signaler), clients spread over them, instances killed with SIGKILL (the queue's owner among
+//! them), and Redis stopped for ten seconds and started again.
 
 mod support;
 
@@ -13,27 +14,32 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::{http_get, join, Client};
 
-/// A `redis-server` of the test's own, on a free port, persisting to a temporary directory so a
-/// restart keeps its data (as a production Redis with an append-only file does).
-struct Redis {
+/// One `redis-server` of the test's own, on a free port, persisting to a temporary directory
+/// with an append-only file, so that a restart keeps its data as a production Redis does.
+struct Server {
     port: u16,
     dir: PathBuf,
+    cluster: bool,
     child: Option<Child>,
 }
 
-impl Redis {
-    fn start() -> Redis {
+impl Server {
+    fn start(cluster: bool) -> Server {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("strangers-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Redis { port, dir, child: None };
-        redis.launch();
-        redis
+        let mut server = Server { port, dir, cluster, child: None };
+        server.launch();
+        server
     }
 
     fn launch(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"]);
+        if self.cluster {
+            command.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]);
+        }
+        let child = command
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -53,16 +59,67 @@ impl Redis {
             let _ = child.wait();
         }
     }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
 }
 
-impl Drop for Redis {
+impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The Redis the instances share: one server, or the three masters of a cluster.
+struct Redis {
+    servers: Vec<Server>,
+}
+
+impl Redis {
+    fn single() -> Redis {
+        Redis { servers: vec![Server::start(false)] }
+    }
+
+    /// Three masters, every slot assigned, the cluster reporting `ok`.
+    fn cluster() -> Redis {
+        let servers: Vec<Server> = (0..3).map(|_| Server::start(true)).collect();
+        let nodes: Vec<String> = servers.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed (it comes with redis-server)");
+        assert!(created.success(), "redis-cli --cluster create failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &servers[0].port.to_string(), "cluster", "info"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not become ok");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Redis { servers }
+    }
+
+    fn is_cluster(&self) -> bool {
+        self.servers.len() > 1
+    }
+
+    fn url(&self) -> String {
+        let urls: Vec<String> = self.servers.iter().map(|s| format!("redis://127.0.0.1:{}", s.port)).collect();
+        urls.join(",")
+    }
+
+    fn stop(&mut self) {
+        self.servers.iter_mut().for_each(Server::stop);
+    }
+
+    fn launch(&mut self) {
+        self.servers.iter_mut().for_each(Server::launch);
     }
 }
 
@@ -88,13 +145,14 @@ impl Instance {
             .env("SIGNALER_PORT", "0")
             .env("HOST", "127.0.0.1")
             .env("REDIS_URL", redis.url())
+            .env("REDIS_CLUSTER", redis.is_cluster().to_string())
             .env("ROOM_TICKET_SECRET", support::SECRET)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", std::env::var("TEST_INSTANCE_LOG").unwrap_or_else(|_| "warn".into()))
             // This test relays hundreds of messages at once; honest browsers send far fewer.
             .env("MESSAGE_BURST", "10000")
             .env("RESUME_GRACE_SECS", GRACE.as_secs().to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(if std::env::var_os("TEST_INSTANCE_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -110,7 +168,8 @@ impl Instance {
             }
         }
         // Keep draining stdout so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
+        let show = std::env::var_os("TEST_INSTANCE_LOG").is_some();
+        std::thread::spawn(move || lines.map_while(Result::ok).filter(|_| show).for_each(|line| eprintln!("{line}")));
         Instance { child, matchmaker: matchmaker.unwrap(), signaler: signaler.unwrap() }
     }
 
@@ -159,9 +218,55 @@ async fn available_when_back(client: &mut Client) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() {
-    let redis = Redis::start();
+/// Runs a scenario on one Redis and on a Redis Cluster, each its own test.
+macro_rules! on_both {
+    ($scenario:ident, $single:ident, $cluster:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $single() {
+            $scenario(Redis::single()).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $cluster() {
+            $scenario(Redis::cluster()).await;
+        }
+    };
+}
+
+on_both!(
+    pair_in_fifo_order_and_relay_across_instances,
+    instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances,
+    instances_on_a_redis_cluster_pair_in_fifo_order_and_relay_across_instances
+);
+on_both!(
+    a_killed_instance_vanishes,
+    a_killed_instance_vanishes_from_the_queue_and_rooms_on_one_redis,
+    a_killed_instance_vanishes_from_the_queue_and_rooms_on_a_redis_cluster
+);
+on_both!(
+    a_killed_queue_owner_hands_over,
+    a_killed_queue_owner_hands_over_and_the_waiting_keep_their_place_on_one_redis,
+    a_killed_queue_owner_hands_over_and_the_waiting_keep_their_place_on_a_redis_cluster
+);
+on_both!(
+    no_ghost_match,
+    nobody_is_matched_with_a_client_of_a_dead_instance_on_one_redis,
+    nobody_is_matched_with_a_client_of_a_dead_instance_on_a_redis_cluster
+);
+
+/// Starts an instance and waits until it is ready (so instances started in turn take the
+/// queue's lease in that order).
+async fn start_ready(redis: &Redis) -> Instance {
+    let instance = Instance::start(redis);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(instance.matchmaker, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the instance did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    instance
+}
+
+async fn pair_in_fifo_order_and_relay_across_instances(redis: Redis) {
     let instances = [Instance::start(&redis), Instance::start(&redis)];
     // Clients alternate between the instances, so every pair spans both.
     let mut clients = Vec::new();
@@ -223,9 +328,7 @@ async fn instances_on_one_redis_pair_in_fifo_order_and_relay_across_instances() 
     assert_eq!(a2.recv_type("offer").await["sdp"], "to the new one");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
-    let redis = Redis::start();
+async fn a_killed_instance_vanishes(redis: Redis) {
     let mut instances = [Instance::start(&redis), Instance::start(&redis)];
     // A pair across the instances, each joined on the signaler of its own instance.
     let (mut a, a_id) = connect(&instances[0].url()).await;
@@ -271,7 +374,7 @@ async fn a_killed_instance_vanishes_from_the_queue_and_rooms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_down_requests_get_unavailable_and_the_service_recovers_by_itself() {
-    let mut redis = Redis::start();
+    let mut redis = Redis::single();
     let instance = Instance::start(&redis);
     let (mut a, _) = connect(&instance.url()).await;
     a.send(json!({"type":"available"})).await;
@@ -279,6 +382,7 @@ async fn while_redis_is_down_requests_get_unavailable_and_the_service_recovers_b
     assert_eq!(http_get(instance.matchmaker, "/readyz").await.0, 200);
 
     redis.stop();
+    let stopped = Instant::now();
     let (mut b, _) = connect(&instance.url()).await;
     b.send(json!({"type":"available"})).await;
     b.recv_error("unavailable").await;
@@ -287,6 +391,10 @@ async fn while_redis_is_down_requests_get_unavailable_and_the_service_recovers_b
         assert!(Instant::now() < deadline, "/readyz stayed 200 with Redis down");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Ten seconds unreachable, as an outage or a failover would be.
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(stopped.elapsed())).await;
+    b.send(json!({"type":"available"})).await;
+    b.recv_error("unavailable").await;
 
     redis.launch();
     available_when_back(&mut b).await;
@@ -298,4 +406,48 @@ async fn while_redis_is_down_requests_get_unavailable_and_the_service_recovers_b
         assert!(Instant::now() < deadline, "/readyz did not come back");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn a_killed_queue_owner_hands_over(redis: Redis) {
+    let mut owner = start_ready(&redis).await;
+    let other = start_ready(&redis).await;
+    let (mut waiting, waiting_id) = connect(&other.url()).await;
+    waiting.send(json!({"type":"available"})).await;
+    waiting.recv_type("queued").await;
+
+    owner.kill();
+    // A newcomer while nobody owns the queue: its `available` waits in Redis for the next owner,
+    // which meets it with the client that waited before the owner died.
+    let (mut newcomer, newcomer_id) = connect(&other.url()).await;
+    available_when_back(&mut newcomer).await;
+    let patience = shared::redis::INSTANCE_TTL * 3;
+    let matched = waiting.recv_within(patience).await;
+    assert_eq!(matched["type"], "matched", "{matched}");
+    assert_eq!(matched["partnerId"], newcomer_id.as_str());
+    assert_eq!(newcomer.recv_type("matched").await["partnerId"], waiting_id.as_str());
+    waiting.expect_silence().await;
+    assert_eq!(stats(other.matchmaker).await["rooms"], 1);
+}
+
+async fn no_ghost_match(redis: Redis) {
+    let owner = start_ready(&redis).await;
+    let mut doomed = start_ready(&redis).await;
+    let (mut ghost, _) = connect(&doomed.url()).await;
+    ghost.send(json!({"type":"available"})).await;
+    ghost.recv_type("queued").await;
+
+    doomed.kill();
+    drop(ghost);
+    // At once, before the dead instance's heartbeat runs out: the owner would pair `live` with
+    // the ghost, but the dead instance cannot confirm it, so `live` only ever hears `queued`.
+    let (mut live, live_id) = connect(&owner.url()).await;
+    live.send(json!({"type":"available"})).await;
+    live.recv_type("queued").await;
+    live.expect_silence_for(shared::redis::INSTANCE_TTL).await;
+    // It kept the head of the queue: the next client meets it.
+    let (mut next, _) = connect(&owner.url()).await;
+    next.send(json!({"type":"available"})).await;
+    next.recv_type("queued").await;
+    assert_eq!(next.recv_type("matched").await["partnerId"], live_id.as_str());
+    assert_eq!(live.recv_type("matched").await["type"], "matched");
 }

@@ -189,7 +189,12 @@ impl Client {
 
     /// Asserts that no message arrives for a while.
     pub async fn expect_silence(&mut self) {
-        let deadline = tokio::time::Instant::now() + QUIET;
+        self.expect_silence_for(QUIET).await;
+    }
+
+    /// Fails if anything but a ping or pong arrives within `quiet`.
+    pub async fn expect_silence_for(&mut self, quiet: Duration) {
+        let deadline = tokio::time::Instant::now() + quiet;
         loop {
             match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return,

@@ -142,6 +142,8 @@ impl QueueTask {
             self.forward(retry, local).await;
             return;
         };
+        // What could not be forwarded while there was no owner comes first, in order.
+        let local: Vec<Input> = if retry.is_empty() { local } else { retry.drain(..).chain(local).collect() };
         let now = now_ms();
         let (cursor, remote_inputs) = match remote {
             Some((last, inputs)) => (Some(last), inputs),
