@@ -36,7 +36,7 @@ step "cargo test (unit, property, contract and cluster tests)"
 cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names.
-redis_suites=(--test matchmaker_contract --test signaler_contract --test transport --test auth --test shutdown)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown)
 
 free_port() {
   local port=$1
