@@ -1,5 +1,5 @@
 //! What both services share on the wire: errors that keep the socket open, the size limit,
-//! binary frames, pings, origin checks and the operational HTTP routes.
+//! binary frames, invalid UTF-8, pings, origin checks and the operational HTTP routes.
 
 mod support;
 
@@ -193,17 +193,85 @@ async fn the_chat_page_is_served_at_the_root() {
     assert!(body.contains("<html") || body.contains("<!doctype") || body.contains("<!DOCTYPE"));
 }
 
-/// Opens a socket by hand and then never reads or answers again, like a vanished phone.
-async fn silent_socket(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+/// Opens a socket by hand: the upgrade request written and its response read to the end of
+/// the head, so that what follows on the stream is WebSocket frames.
+async fn socket_by_hand(addr: std::net::SocketAddr) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 101");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     stream
+}
+
+/// Frame opcodes (RFC 6455, 5.2).
+const CONTINUATION: u8 = 0x0;
+const TEXT: u8 = 0x1;
+const CLOSE: u8 = 0x8;
+
+/// Writes one short client frame, masked as clients must; `fin` is false for a fragment with
+/// more to come.
+async fn write_frame(stream: &mut tokio::net::TcpStream, fin: bool, opcode: u8, payload: &[u8]) {
+    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+    let len = u8::try_from(payload.len()).ok().filter(|len| *len < 126).expect("a short frame");
+    let mut frame = vec![if fin { 0x80 } else { 0 } | opcode, 0x80 | len];
+    frame.extend(MASK);
+    frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(byte, mask)| byte ^ mask));
+    stream.write_all(&frame).await.unwrap();
+}
+
+/// Reads server frames, skipping all others, until a close frame; returns its code, or `None`
+/// if the connection ends first.
+async fn read_close_code(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    let read = async {
+        loop {
+            let mut head = [0u8; 2];
+            stream.read_exact(&mut head).await.ok()?;
+            assert_eq!(head[1] & 0x80, 0, "a server frame is never masked");
+            let len = match head[1] & 0x7f {
+                126 => u64::from(stream.read_u16().await.ok()?),
+                127 => stream.read_u64().await.ok()?,
+                len => u64::from(len),
+            };
+            let mut payload = vec![0u8; usize::try_from(len).unwrap()];
+            stream.read_exact(&mut payload).await.ok()?;
+            if head[0] & 0x0f == CLOSE {
+                return payload.get(..2).map(|code| u16::from_be_bytes([code[0], code[1]]));
+            }
+        }
+    };
+    tokio::time::timeout(support::PATIENCE, read).await.expect("timed out waiting for a close frame")
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let stack = Stack::start().await;
+    let mut bystanders = sockets(&stack).await;
+    for addr in [stack.matchmaker, stack.signaler] {
+        let mut stream = socket_by_hand(addr).await;
+        write_frame(&mut stream, true, TEXT, b"{\"type\":\"ping\",\"x\":\"\xff\xfe\"}").await;
+        assert_eq!(read_close_code(&mut stream).await, Some(1007), "{addr}");
+    }
+    for client in &mut bystanders {
+        client.assert_open().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_across_fragments_closes_with_1007() {
+    let stack = Stack::start().await;
+    for addr in [stack.matchmaker, stack.signaler] {
+        let mut stream = socket_by_hand(addr).await;
+        // The first fragment ends inside a character (the start of `€`) that the second does not finish.
+        write_frame(&mut stream, false, TEXT, b"{\"type\":\"ping\",\"x\":\"\xe2\x82").await;
+        write_frame(&mut stream, true, CONTINUATION, b"\xff\"}").await;
+        assert_eq!(read_close_code(&mut stream).await, Some(1007), "{addr}");
+    }
 }
 
 #[tokio::test]
@@ -213,7 +281,8 @@ async fn a_socket_that_never_answers_pings_is_dropped_after_two_intervals() {
     sig.common.ping_interval = Duration::from_millis(200);
     let stack = Stack::start_with(mm, sig).await;
     for addr in [stack.matchmaker, stack.signaler] {
-        let mut stream = silent_socket(addr).await;
+        // Opened by hand, and then never answered, like a vanished phone.
+        let mut stream = socket_by_hand(addr).await;
         // Read (without answering) until the server gives up on us.
         let mut buf = [0u8; 4096];
         let closed = tokio::time::timeout(Duration::from_secs(3), async {

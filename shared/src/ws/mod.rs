@@ -41,6 +41,8 @@ use crate::protocol::{bad_message, encode, CommonMessage};
 
 /// Close code: the server is going away (shutdown).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code: a text frame was not valid UTF-8 (RFC 6455, 1007 "invalid frame payload data").
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 /// Close code: a policy was broken: the client stopped reading and its queue filled up, or it
 /// kept sending over its message rate.
 pub const CLOSE_POLICY: u16 = 1008;
@@ -263,6 +265,11 @@ where
                         let reply = Message::Text(error_reply(&rejected).into());
                         let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.send(reply))).await;
                         break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
+                    }
+                    // A bad payload leaves the connection intact, so the client can be told why.
+                    Some(Err(WsError::Utf8(err))) => {
+                        tracing::debug!(%err, "text frame is not UTF-8; closing the socket");
+                        break End::Close(CLOSE_INVALID_DATA, "invalid UTF-8".to_owned());
                     }
                     Some(Err(err)) => {
                         tracing::debug!(%err, "socket error");
