@@ -7,6 +7,7 @@ use std::path::Path;
 
 use loadgen::report::Report;
 use shared::lifecycle::Lifecycle;
+use shared::limits::Limits;
 use tokio::net::TcpListener;
 
 const SECRET: &str = "loadgen-test-secret-loadgen-test-secret";
@@ -30,8 +31,10 @@ async fn start() -> Servers {
     mm.signaling_url = format!("ws://127.0.0.1:{}/ws", signaler.port());
     let mut sig = signaler::Config::default();
     sig.common.ticket_secret = Some(SECRET.into());
-    tokio::spawn(signaler::serve(sig, sig_listener, lifecycle.clone()));
-    tokio::spawn(matchmaker::serve(mm, mm_listener, lifecycle.clone()));
+    // Load is all these tests send: the abuse limits, on by default, would refuse it.
+    let limits = Limits::unlimited();
+    tokio::spawn(signaler::serve_with_limits(sig, limits.clone(), sig_listener, lifecycle.clone()));
+    tokio::spawn(matchmaker::serve_with_limits(mm, limits, mm_listener, lifecycle.clone()));
     tokio::spawn(loadgen::bare_relay::serve(bare_listener));
     Servers { matchmaker, bare, lifecycle }
 }

@@ -84,18 +84,22 @@ pub fn now_ms() -> rules::Millis {
 
 /// Serves the signaler on `listener` until `lifecycle` begins shutdown, then waits for its
 /// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
-/// No abuse limits apply ([`Limits::unlimited`]); the binaries use [`serve_with_limits`].
+/// The abuse limits are on, at their production defaults ([`Limits::default`]); see
+/// [`serve_with_limits`] for others.
 ///
 /// # Errors
-/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
+/// As [`serve_with_limits`].
 pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
-    serve_with_limits(config, Limits::unlimited(), listener, lifecycle).await
+    serve_with_limits(config, Limits::default(), listener, lifecycle).await
 }
 
-/// [`serve`] with abuse limits: message rate, connections per IP and instance.
+/// [`serve`] with these abuse limits (message rate, connections per IP and instance). The
+/// binaries read them from the environment ([`Limits::from_vars`]); a caller that protects the
+/// service by other means, or a test that measures something else, opts out with
+/// [`Limits::unlimited`].
 ///
 /// # Errors
-/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing.
+/// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing, or Redis stays unreachable.
 pub async fn serve_with_limits(
     config: Config,
     limits: Limits,

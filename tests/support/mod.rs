@@ -66,25 +66,16 @@ pub fn test_redis() -> Option<TestRedis> {
 }
 
 impl Stack {
+    /// Starts both services with the test configurations and no abuse limits.
     pub async fn start() -> Stack {
         let (mm, sig) = configs();
         Stack::start_with(mm, sig).await
     }
 
-    /// Starts both services; the matchmaker's signaling URL points at this signaler unless the
-    /// configuration keeps its `{host}` template on purpose.
-    pub async fn start_with(mut mm: matchmaker::Config, sig: signaler::Config) -> Stack {
-        let lifecycle = Lifecycle::new();
-        let sig_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mm_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let signaler = sig_listener.local_addr().unwrap();
-        let matchmaker = mm_listener.local_addr().unwrap();
-        mm.signaling_url = mm.signaling_url.replace(":8081", &format!(":{}", signaler.port()));
-        let tasks = vec![
-            tokio::spawn(signaler::serve(sig, sig_listener, lifecycle.clone())),
-            tokio::spawn(matchmaker::serve(mm, mm_listener, lifecycle.clone())),
-        ];
-        Stack { matchmaker, signaler, lifecycle, tasks }
+    /// Starts both services with no abuse limits: `serve` has them on, and a test of anything
+    /// else opts out ([`Stack::start_with_limits`] for the tests of the limits).
+    pub async fn start_with(mm: matchmaker::Config, sig: signaler::Config) -> Stack {
+        Stack::start_with_limits(mm, sig, shared::limits::Limits::unlimited()).await
     }
 
     pub fn mm_url(&self) -> String {
@@ -309,8 +300,10 @@ pub async fn wait_for_metric(addr: SocketAddr, line: &str) {
     }
 }
 
-/// Starts both services with abuse limits (the same on each), like [`Stack::start_with`].
 impl Stack {
+    /// Starts both services with these abuse limits (the same on each). The matchmaker's
+    /// signaling URL points at this signaler unless the configuration keeps its `{host}`
+    /// template on purpose.
     pub async fn start_with_limits(
         mut mm: matchmaker::Config,
         sig: signaler::Config,
