@@ -519,8 +519,9 @@ impl<T: Payload> Room<T> {
             };
             return self.deliver(i, conn, sender, text);
         }
-        let others: Vec<usize> = (0..self.members.len()).filter(|i| self.members[*i].peer != sender).collect();
-        if others.is_empty() {
+        // Counted, not collected: a relay is the hot path and allocates nothing of its own.
+        let mut left = self.members.iter().filter(|m| m.peer != sender).count();
+        if left == 0 {
             if self.kind == Kind::Matched && now <= self.admits_until {
                 if let Err(HoldFull) = self.before_join.push(sender, conn, text, &self.settings) {
                     self.refuse(conn, Refusal::HoldFull);
@@ -528,8 +529,17 @@ impl<T: Payload> Room<T> {
             }
             return;
         }
-        for i in others {
-            self.deliver(i, conn, sender, text.clone());
+        let mut text = Some(text);
+        for i in 0..self.members.len() {
+            if self.members[i].peer == sender {
+                continue;
+            }
+            left -= 1;
+            // The last one gets the original, the others a copy.
+            let copy = if left == 0 { text.take() } else { text.clone() };
+            if let Some(copy) = copy {
+                self.deliver(i, conn, sender, copy);
+            }
         }
     }
 

@@ -56,6 +56,9 @@ pub struct RedisRooms {
     figures: Figures,
     settings: RoomSettings,
     routes: DashMap<RoomId, Route>,
+    /// Rooms this instance is claiming right now: Redis may already name it the owner while
+    /// the claim's answer is on its way back.
+    claiming: DashMap<RoomId, ()>,
     alive: RwLock<HashSet<HomeId>>,
     /// Dead instances already dealt with.
     buried: RwLock<HashSet<HomeId>>,
@@ -102,6 +105,7 @@ impl RedisRooms {
             figures,
             settings,
             routes: DashMap::new(),
+            claiming: DashMap::new(),
             alive: RwLock::new(alive),
             buried: RwLock::new(HashSet::new()),
             liveness: liveness.clone(),
@@ -218,6 +222,13 @@ impl RedisRooms {
                 None | Some(None) if !create => return Ok(None),
                 None | Some(None) => self.claim(room, "").await?,
                 Some(Some((home, _))) if home == self.home && self.journal.owns(room) => Some(home),
+                Some(Some((home, _))) if home == self.home && self.claiming.contains_key(&room) => {
+                    // Our own claim of it is in flight (another of our sockets is joining): once
+                    // it lands we own the room; claiming it again would be a takeover of
+                    // ourselves.
+                    self.wait_for_claim(room).await;
+                    continue;
+                }
                 Some(Some((home, _))) if home != self.home && self.is_alive(home).await => Some(home),
                 Some(Some(_)) => self.claim(room, current.as_deref().unwrap_or_default()).await?,
             };
@@ -234,6 +245,21 @@ impl RedisRooms {
     /// died: its sockets count as dropped), and the sockets this instance holds in it say
     /// they are there. `Ok(None)`: somebody else claimed it first; look again.
     async fn claim(&self, room: RoomId, expected: &str) -> Result<Option<HomeId>, ()> {
+        self.claiming.insert(room, ());
+        let claimed = self.claim_now(room, expected).await;
+        self.claiming.remove(&room);
+        claimed
+    }
+
+    /// Waits (bounded) until this instance's claim of `room` has its answer.
+    async fn wait_for_claim(&self, room: RoomId) {
+        let deadline = tokio::time::Instant::now() + COMMAND_TIMEOUT;
+        while self.claiming.contains_key(&room) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    async fn claim_now(&self, room: RoomId, expected: &str) -> Result<Option<HomeId>, ()> {
         let mut conn = self.link.conn();
         let key = self.keys.room(room);
         let mut claim = HASH_CLAIM.prepare_invoke();

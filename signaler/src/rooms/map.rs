@@ -76,9 +76,11 @@ impl RoomMap {
 
     /// Applies `input` to `room` at `now`, creating the room as `create` if it does not exist.
     pub fn apply(&self, room: RoomId, create: Option<Kind>, now: Millis, input: Input<Text>) -> Found {
-        let mut entry = match (self.rooms.get_mut(&room), create) {
-            (Some(entry), _) => entry,
-            (None, Some(kind)) => self.rooms.entry(room).or_insert_with(|| Room::new(room, kind, self.settings, now)),
+        let (mut entry, created) = match (self.rooms.get_mut(&room), create) {
+            (Some(entry), _) => (entry, false),
+            (None, Some(kind)) => {
+                (self.rooms.entry(room).or_insert_with(|| Room::new(room, kind, self.settings, now)), true)
+            }
             (None, None) => return Found::Nothing,
         };
         entry.apply(now, input);
@@ -87,8 +89,9 @@ impl RoomMap {
         drop(entry);
         if finished {
             self.finish(room, now);
+        } else if created {
+            self.count();
         }
-        self.count();
         Found::Room
     }
 
@@ -166,7 +169,8 @@ impl RoomMap {
         }
     }
 
-    /// Updates the rooms gauge. Never call it while holding an entry: counting locks every shard.
+    /// Updates the rooms gauge: only when a room came or went (counting locks every shard), and
+    /// never while holding an entry.
     fn count(&self) {
         self.figures.rooms.set(self.rooms.len() as i64);
     }
@@ -175,6 +179,7 @@ impl RoomMap {
         if self.rooms.remove_if(&room, |_, r| r.is_finished(now)).is_some() {
             self.remote.record(room, None);
         }
+        self.count();
     }
 
     /// Acts on every deadline due by `now`.
@@ -196,7 +201,6 @@ impl RoomMap {
             if finished {
                 self.finish(id, now);
             }
-            self.count();
         }
     }
 
