@@ -56,9 +56,9 @@ pub struct RedisRooms {
     figures: Figures,
     settings: RoomSettings,
     routes: DashMap<RoomId, Route>,
-    /// Rooms this instance is claiming right now: Redis may already name it the owner while
-    /// the claim's answer is on its way back.
-    claiming: DashMap<RoomId, ()>,
+    /// Rooms this instance is claiming right now, with how many claims are in flight: Redis may
+    /// already name it the owner while a claim's answer is on its way back.
+    claiming: DashMap<RoomId, usize>,
     alive: RwLock<HashSet<HomeId>>,
     /// Dead instances already dealt with.
     buried: RwLock<HashSet<HomeId>>,
@@ -245,9 +245,12 @@ impl RedisRooms {
     /// died: its sockets count as dropped), and the sockets this instance holds in it say
     /// they are there. `Ok(None)`: somebody else claimed it first; look again.
     async fn claim(&self, room: RoomId, expected: &str) -> Result<Option<HomeId>, ()> {
-        self.claiming.insert(room, ());
+        *self.claiming.entry(room).or_insert(0) += 1;
         let claimed = self.claim_now(room, expected).await;
-        self.claiming.remove(&room);
+        if let Some(mut count) = self.claiming.get_mut(&room) {
+            *count -= 1;
+        }
+        self.claiming.remove_if(&room, |_, count| *count == 0);
         claimed
     }
 
