@@ -249,6 +249,11 @@ on_both!(
     a_killed_queue_owner_hands_over_and_the_waiting_keep_their_place_on_a_redis_cluster
 );
 on_both!(
+    resume_through_another_instance,
+    a_client_dropped_on_one_instance_resumes_through_another_on_one_redis,
+    a_client_dropped_on_one_instance_resumes_through_another_on_a_redis_cluster
+);
+on_both!(
     no_ghost_match,
     nobody_is_matched_with_a_client_of_a_dead_instance_on_one_redis,
     nobody_is_matched_with_a_client_of_a_dead_instance_on_a_redis_cluster
@@ -450,4 +455,27 @@ async fn no_ghost_match(redis: Redis) {
     next.recv_type("queued").await;
     assert_eq!(next.recv_type("matched").await["partnerId"], live_id.as_str());
     assert_eq!(live.recv_type("matched").await["type"], "matched");
+}
+
+async fn resume_through_another_instance(redis: Redis) {
+    let instances = [start_ready(&redis).await, start_ready(&redis).await];
+    let mut a = Client::connect(&instances[0].url()).await;
+    let a_ready = a.recv_type("ready").await;
+    let (mut b, _) = connect(&instances[1].url()).await;
+    a.send(json!({"type":"available"})).await;
+    a.recv_type("queued").await;
+    b.send(json!({"type":"available"})).await;
+    b.recv_type("queued").await;
+    let a_matched = a.recv_type("matched").await;
+    b.recv_type("matched").await;
+
+    drop(a); // a network drop, seen by the first instance
+    assert_eq!(b.recv_type("partner-away").await["roomId"], a_matched["roomId"]);
+    let (mut a2, _) = connect(&instances[1].url()).await;
+    a2.send(json!({"type":"resume","token":a_ready["resumeToken"]})).await;
+    let resumed = a2.recv_type("resumed").await;
+    assert_eq!(resumed["clientId"], a_ready["clientId"]);
+    assert_eq!(resumed["state"], "matched");
+    assert_eq!(a2.recv_type("matched").await["roomId"], a_matched["roomId"]);
+    assert_eq!(b.recv_type("partner-back").await["roomId"], a_matched["roomId"]);
 }
