@@ -81,6 +81,23 @@ struct Shared {
     wake: Notify,
 }
 
+impl Shared {
+    /// Puts entries that could not be sent back in front of what was pushed since, per list.
+    fn requeue(&self, failed: Pending) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        pending.bytes += failed.bytes;
+        for (key, mut entries) in failed.by_key {
+            if let Some(newer) = pending.by_key.remove(&key) {
+                entries.extend(newer);
+            }
+            pending.by_key.insert(key, entries);
+        }
+    }
+}
+
+/// The first wait before entries Redis refused are sent again; it doubles up to `MAX_BACKOFF`.
+const RETRY_AFTER: Duration = Duration::from_millis(50);
+
 /// Pushes entries to lists (other instances' inboxes) in batches, in order per list. A push
 /// never waits: one task sends everything pending as one `RPUSH` per list.
 #[derive(Clone)]
@@ -98,12 +115,25 @@ impl Pusher {
                     () = shared.wake.notified() => {}
                     () = stop.cancelled() => return,
                 }
+                let mut backoff = RETRY_AFTER;
                 loop {
                     let batch = std::mem::take(&mut *shared.pending.lock().unwrap_or_else(PoisonError::into_inner));
                     if batch.by_key.is_empty() {
                         break;
                     }
-                    send(&link, batch).await;
+                    let failed = send(&link, batch).await;
+                    if failed.by_key.is_empty() {
+                        backoff = RETRY_AFTER;
+                        continue;
+                    }
+                    // Redis refused them: they go back before anything newer, and are tried
+                    // again once it answers (bounded by MAX_PENDING_BYTES, as new pushes are).
+                    shared.requeue(failed);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         });
@@ -128,8 +158,10 @@ impl Pusher {
     }
 }
 
-/// One `RPUSH` per list (in chunks), the lists in parallel.
-async fn send(link: &RedisLink, batch: Pending) {
+/// One `RPUSH` per list (in chunks), the lists in parallel. Returns the entries Redis refused
+/// (not written: they may be sent again). Entries whose push timed out may have been written,
+/// and are given up rather than risk delivering them twice.
+async fn send(link: &RedisLink, batch: Pending) -> Pending {
     let sends = batch.by_key.into_iter().map(|(key, entries)| {
         let mut conn = link.conn();
         async move {
@@ -137,13 +169,25 @@ async fn send(link: &RedisLink, batch: Pending) {
             for chunk in entries.chunks(super::fenced::MAX_ARGS_PER_WRITE) {
                 pipe.cmd("RPUSH").arg(&*key).arg(chunk).ignore();
             }
-            let sent = tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
-            if !matches!(sent, Ok(Ok(()))) {
-                tracing::warn!(list = %key, entries = entries.len(), "could not push to Redis; entries lost");
+            match tokio::time::timeout(COMMAND_TIMEOUT, pipe.query_async::<()>(&mut conn)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(err)) => {
+                    tracing::warn!(list = %key, entries = entries.len(), %err, "Redis refused a push; will retry");
+                    Some((key, entries))
+                }
+                Err(_) => {
+                    tracing::warn!(list = %key, entries = entries.len(), "a push to Redis timed out; entries given up");
+                    None
+                }
             }
         }
     });
-    futures_util::future::join_all(sends).await;
+    let mut failed = Pending::default();
+    for (key, entries) in futures_util::future::join_all(sends).await.into_iter().flatten() {
+        failed.bytes += entries.iter().map(Vec::len).sum::<usize>();
+        failed.by_key.insert(key, entries);
+    }
+    failed
 }
 
 /// Pushes entries to one list now, waiting for Redis.
@@ -160,4 +204,30 @@ pub async fn push_now<C: ConnectionLike + Send>(
         pipe.cmd("RPUSH").arg(key).arg(chunk).ignore();
     }
     pipe.query_async(conn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_with(entries: &[(&str, &[u8])]) -> Shared {
+        let shared = Shared { pending: Mutex::default(), wake: Notify::new() };
+        for (key, entry) in entries {
+            let mut pending = shared.pending.lock().unwrap();
+            pending.bytes += entry.len();
+            pending.by_key.entry(Arc::from(*key)).or_default().push(entry.to_vec());
+        }
+        shared
+    }
+
+    #[test]
+    fn entries_redis_refused_go_back_before_what_was_pushed_since() {
+        let shared = shared_with(&[("a", b"3"), ("b", b"x")]);
+        let failed = std::mem::take(&mut *shared_with(&[("a", b"1"), ("a", b"2")]).pending.lock().unwrap());
+        shared.requeue(failed);
+        let pending = shared.pending.lock().unwrap();
+        assert_eq!(pending.by_key[&Arc::<str>::from("a")], vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(pending.by_key[&Arc::<str>::from("b")], vec![b"x".to_vec()]);
+        assert_eq!(pending.bytes, 4);
+    }
 }
