@@ -32,7 +32,6 @@ async fn main() -> ExitCode {
         let runner: RunnerVars = parse_vars(vars.clone())?;
         let mut matchmaker_config = matchmaker::Config::from_vars(vars.clone())?;
         let signaler_config = signaler::Config::from_vars(vars.clone())?;
-        let limits = shared::limits::Limits::from_vars(vars.clone())?;
 
         let signaler_port = runner.signaler_port.unwrap_or(signaler::DEFAULT_PORT);
         let signaler_listener = bind(signaler_config.common.host, signaler_port, "SIGNALER_PORT").await?;
@@ -51,13 +50,8 @@ async fn main() -> ExitCode {
         println!("open http://localhost:{matchmaker_port}/ in two browser tabs to try it");
 
         let both = Lifecycle::clone(&lifecycle);
-        let signaler = tokio::spawn(signaler::serve_with_limits(
-            signaler_config,
-            limits.clone(),
-            signaler_listener,
-            lifecycle.clone(),
-        ));
-        let matchmaker = matchmaker::serve_with_limits(matchmaker_config, limits, matchmaker_listener, lifecycle).await;
+        let signaler = tokio::spawn(signaler::serve(signaler_config, signaler_listener, lifecycle.clone()));
+        let matchmaker = matchmaker::serve(matchmaker_config, matchmaker_listener, lifecycle).await;
         // If the matchmaker stopped for any reason, stop the signaler too.
         both.begin_shutdown();
         let signaler = signaler.await.unwrap_or(Ok(false));

@@ -32,9 +32,10 @@ async fn start() -> Servers {
     let mut sig = signaler::Config::default();
     sig.common.ticket_secret = Some(SECRET.into());
     // Load is all these tests send: the abuse limits, on by default, would refuse it.
-    let limits = Limits::unlimited();
-    tokio::spawn(signaler::serve_with_limits(sig, limits.clone(), sig_listener, lifecycle.clone()));
-    tokio::spawn(matchmaker::serve_with_limits(mm, limits, mm_listener, lifecycle.clone()));
+    mm.limits = Limits::unlimited();
+    sig.limits = Limits::unlimited();
+    tokio::spawn(signaler::serve(sig, sig_listener, lifecycle.clone()));
+    tokio::spawn(matchmaker::serve(mm, mm_listener, lifecycle.clone()));
     tokio::spawn(loadgen::bare_relay::serve(bare_listener));
     Servers { matchmaker, bare, lifecycle }
 }

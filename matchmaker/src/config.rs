@@ -3,6 +3,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use shared::config::{config_error, parse_vars, warn_if_weak, Common};
+use shared::limits::Limits;
 use shared::Error;
 
 /// Default `PORT` of the matchmaker.
@@ -28,6 +29,11 @@ struct Vars {
 pub struct Config {
     /// Settings both services share.
     pub common: Common,
+    /// The abuse limits (message rate, `next` rate, connections per IP and instance): on at
+    /// their production defaults unless the variables say otherwise. A caller that protects the
+    /// service by other means, or a test that measures something else, sets
+    /// [`Limits::unlimited`].
+    pub limits: Limits,
     /// `REQUEUE_ON_PARTNER_LEAVE`: queue a client again when its partner leaves.
     pub requeue_on_partner_leave: bool,
     /// `SIGNALING_URL`: where matched clients open the signaler; `{host}` is replaced by the
@@ -43,6 +49,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             common: Common::default(),
+            limits: Limits::default(),
             requeue_on_partner_leave: true,
             signaling_url: DEFAULT_SIGNALING_URL.to_owned(),
             ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS)
@@ -60,12 +67,13 @@ pub fn variables() -> Vec<String> {
 }
 
 impl Config {
-    /// Reads the matchmaker's settings from (name, value) pairs.
+    /// Reads the matchmaker's settings, its limits included, from (name, value) pairs.
     ///
     /// # Errors
     /// [`Error::Config`] naming the first bad variable.
     pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, Error> {
         let common = Common::from_vars(vars.clone())?;
+        let limits = Limits::from_vars(vars.clone())?;
         let raw: Vars = parse_vars(vars)?;
         let signaling_url = raw.signaling_url.unwrap_or_else(|| DEFAULT_SIGNALING_URL.to_owned());
         if !(signaling_url.starts_with("ws://") || signaling_url.starts_with("wss://")) {
@@ -78,6 +86,7 @@ impl Config {
         }
         Ok(Config {
             common,
+            limits,
             requeue_on_partner_leave: raw.requeue_on_partner_leave.unwrap_or(true),
             signaling_url,
             ice_servers,
@@ -196,5 +205,14 @@ mod tests {
         let err = |pairs| Config::from_vars(vars(pairs)).unwrap_err().to_string();
         assert!(err(&[("REQUEUE_ON_PARTNER_LEAVE", "maybe")]).contains("REQUEUE_ON_PARTNER_LEAVE"));
         assert!(err(&[("SIGNALING_URL", "http://x")]).contains("SIGNALING_URL"));
+        assert!(err(&[("NEXT_BURST", "0")]).contains("NEXT_BURST"));
+    }
+
+    #[test]
+    fn limits_are_read_with_the_rest() {
+        assert_eq!(Config::from_vars(vars(&[])).unwrap().limits, Limits::default());
+        assert_eq!(Config::default().limits, Limits::default());
+        let config = Config::from_vars(vars(&[("MAX_CONNECTIONS_PER_IP", "3")])).unwrap();
+        assert_eq!(config.limits.max_connections_per_ip, 3);
     }
 }

@@ -47,28 +47,11 @@ use crate::session::{ClientSession, Needs};
 
 /// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
 /// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
-/// The abuse limits are on, at their production defaults ([`Limits::default`]); see
-/// [`serve_with_limits`] for others.
-///
-/// # Errors
-/// As [`serve_with_limits`].
-pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
-    serve_with_limits(config, Limits::default(), listener, lifecycle).await
-}
-
-/// [`serve`] with these abuse limits (message rate, `next` rate, connections per IP and
-/// instance). The binaries read them from the environment ([`Limits::from_vars`]); a caller
-/// that protects the service by other means, or a test that measures something else, opts out
-/// with [`Limits::unlimited`].
+/// The abuse limits are `config.limits`: on by default ([`Config::limits`]).
 ///
 /// # Errors
 /// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing, or Redis stays unreachable.
-pub async fn serve_with_limits(
-    config: Config,
-    limits: Limits,
-    listener: TcpListener,
-    lifecycle: Lifecycle,
-) -> Result<bool, shared::Error> {
+pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
     let secret = config.common.require_ticket_secret()?;
     let home: HomeId = uuid::Uuid::new_v4();
     let figures = Figures::default();
@@ -77,7 +60,7 @@ pub async fn serve_with_limits(
     metrics.register("queue_length", "Clients waiting to be paired", figures.waiting.clone());
     metrics.register("rooms", "Open rooms (matched pairs)", figures.rooms.clone());
     metrics.register("matches", "Pairs made", figures.matches.clone());
-    let gate = ConnectionGate::new(&limits);
+    let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
     let locals = Arc::new(Locals::default());
@@ -111,7 +94,7 @@ pub async fn serve_with_limits(
             delivery,
             auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
         },
-        limits: limits.clone(),
+        limits: config.limits.clone(),
         resume_grace_secs: config.common.resume_grace.as_secs(),
         features: config.features(),
     };
@@ -119,7 +102,7 @@ pub async fn serve_with_limits(
         service: Arc::new(service),
         routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), queue), &config),
         origins: config.common.allowed_origins.clone(),
-        limits: SocketLimits::new(&config.common, &limits),
+        limits: SocketLimits::new(&config.common, &config.limits),
         gate,
         lifecycle: lifecycle.clone(),
         metrics,

@@ -15,12 +15,11 @@ async fn main() -> ExitCode {
         return code;
     }
     shared::process::run("matchmaker", |vars, lifecycle| async move {
-        let limits = shared::limits::Limits::from_vars(vars.clone())?;
         let config = Config::from_vars(vars)?;
         config.common.require_ticket_secret()?;
         let listener = shared::process::bind(config.common.host, config.port(), "PORT").await?;
         tracing::info!(address = %listener.local_addr()?, "matchmaker listening");
-        matchmaker::serve_with_limits(config, limits, listener, lifecycle).await
+        matchmaker::serve(config, listener, lifecycle).await
     })
     .await
 }

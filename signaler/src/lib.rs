@@ -39,11 +39,16 @@ use crate::session::PeerSession;
 /// Default `PORT` of the signaler.
 pub const DEFAULT_PORT: u16 = 8081;
 
-/// Everything the signaler is configured with: only the common settings.
+/// Everything the signaler is configured with: the common settings and its limits.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Settings both services share.
     pub common: Common,
+    /// The abuse limits (message rate, connections per IP and instance): on at their
+    /// production defaults unless the variables say otherwise. A caller that protects the
+    /// service by other means, or a test that measures something else, sets
+    /// [`Limits::unlimited`].
+    pub limits: Limits,
 }
 
 /// Every environment variable the signaler reads.
@@ -52,12 +57,14 @@ pub fn variables() -> Vec<String> {
 }
 
 impl Config {
-    /// Reads the signaler's settings from (name, value) pairs.
+    /// Reads the signaler's settings, its limits included, from (name, value) pairs.
     ///
     /// # Errors
     /// [`shared::Error::Config`] naming the first bad variable.
     pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, shared::Error> {
-        Ok(Config { common: Common::from_vars(vars)? })
+        let common = Common::from_vars(vars.clone())?;
+        let limits = Limits::from_vars(vars)?;
+        Ok(Config { common, limits })
     }
 
     /// The port to listen on.
@@ -84,28 +91,11 @@ pub fn now_ms() -> rules::Millis {
 
 /// Serves the signaler on `listener` until `lifecycle` begins shutdown, then waits for its
 /// sockets to close (at most `SHUTDOWN_GRACE_SECS`). Returns whether they all closed in time.
-/// The abuse limits are on, at their production defaults ([`Limits::default`]); see
-/// [`serve_with_limits`] for others.
-///
-/// # Errors
-/// As [`serve_with_limits`].
-pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
-    serve_with_limits(config, Limits::default(), listener, lifecycle).await
-}
-
-/// [`serve`] with these abuse limits (message rate, connections per IP and instance). The
-/// binaries read them from the environment ([`Limits::from_vars`]); a caller that protects the
-/// service by other means, or a test that measures something else, opts out with
-/// [`Limits::unlimited`].
+/// The abuse limits are `config.limits`: on by default ([`Config::limits`]).
 ///
 /// # Errors
 /// [`shared::Error::Config`] when `ROOM_TICKET_SECRET` is missing, or Redis stays unreachable.
-pub async fn serve_with_limits(
-    config: Config,
-    limits: Limits,
-    listener: TcpListener,
-    lifecycle: Lifecycle,
-) -> Result<bool, shared::Error> {
+pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) -> Result<bool, shared::Error> {
     let secret = config.common.require_ticket_secret()?;
     let tickets = Arc::new(Tickets::new(secret.as_bytes(), config.common.ticket_ttl));
     let home: HomeId = shared::random::uuid();
@@ -113,7 +103,7 @@ pub async fn serve_with_limits(
     let mut metrics = Metrics::new("signaler");
     metrics.register("rooms", "Rooms whose rules run on this instance", figures.rooms.clone());
     metrics.register("relayed_messages", "Signals delivered to a peer", figures.relayed.clone());
-    let gate = ConnectionGate::new(&limits);
+    let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
     let locals = Arc::new(Locals::default());
@@ -147,7 +137,7 @@ pub async fn serve_with_limits(
         service: Arc::new(service),
         routes: operational(lifecycle.clone(), metrics.clone()).recover(handle_rejection),
         origins: config.common.allowed_origins.clone(),
-        limits: SocketLimits::new(&config.common, &limits),
+        limits: SocketLimits::new(&config.common, &config.limits),
         gate,
         lifecycle: lifecycle.clone(),
         metrics,
@@ -175,5 +165,24 @@ impl SocketService for Signaler {
     async fn open(&self, outbox: Outbox, _request: SocketRequest) -> PeerSession {
         let conn = Conn::new(self.home, outbox.id().0);
         PeerSession::new(conn, outbox, self.rooms.clone(), self.locals.clone(), self.tickets.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn limits_are_read_with_the_rest() {
+        assert_eq!(Config::from_vars(vars(&[])).unwrap().limits, Limits::default());
+        assert_eq!(Config::default().limits, Limits::default());
+        let config = Config::from_vars(vars(&[("MAX_CONNECTIONS", "7")])).unwrap();
+        assert_eq!(config.limits.max_connections, 7);
+        let err = Config::from_vars(vars(&[("MESSAGES_PER_SEC", "0")])).unwrap_err().to_string();
+        assert!(err.contains("MESSAGES_PER_SEC"), "{err}");
     }
 }

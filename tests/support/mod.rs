@@ -306,9 +306,11 @@ impl Stack {
     /// template on purpose.
     pub async fn start_with_limits(
         mut mm: matchmaker::Config,
-        sig: signaler::Config,
+        mut sig: signaler::Config,
         limits: shared::limits::Limits,
     ) -> Stack {
+        mm.limits = limits.clone();
+        sig.limits = limits;
         let lifecycle = Lifecycle::new();
         let sig_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mm_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -316,8 +318,8 @@ impl Stack {
         let matchmaker = mm_listener.local_addr().unwrap();
         mm.signaling_url = mm.signaling_url.replace(":8081", &format!(":{}", signaler.port()));
         let tasks = vec![
-            tokio::spawn(signaler::serve_with_limits(sig, limits.clone(), sig_listener, lifecycle.clone())),
-            tokio::spawn(matchmaker::serve_with_limits(mm, limits, mm_listener, lifecycle.clone())),
+            tokio::spawn(signaler::serve(sig, sig_listener, lifecycle.clone())),
+            tokio::spawn(matchmaker::serve(mm, mm_listener, lifecycle.clone())),
         ];
         Stack { matchmaker, signaler, lifecycle, tasks }
     }
