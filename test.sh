@@ -35,7 +35,8 @@ fi
 step "cargo test (unit, property, contract and cluster tests)"
 cargo test --workspace 2>&1 | tee -a "$log"
 
-# The contract tests that run against whichever backend the environment names.
+# The contract tests that run against whichever backend the environment names (`--workspace`,
+# so that they reuse the build of the first step).
 redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown)
 
 free_port() {
@@ -57,7 +58,7 @@ start_redis() {
 
 step "contract tests with both services on one Redis"
 port=$(start_redis 6400)
-TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test -p strangers "${redis_suites[@]}" 2>&1 | tee -a "$log"
+TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test --workspace "${redis_suites[@]}" 2>&1 | tee -a "$log"
 
 step "contract tests with both services on a Redis Cluster of three masters"
 nodes=()
@@ -70,7 +71,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 cluster_url=$(printf 'redis://%s,' "${nodes[@]}"); cluster_url=${cluster_url%,}
-TEST_REDIS_URL="$cluster_url" TEST_REDIS_CLUSTER=true cargo test -p strangers "${redis_suites[@]}" \
+TEST_REDIS_URL="$cluster_url" TEST_REDIS_CLUSTER=true cargo test --workspace "${redis_suites[@]}" \
   2>&1 | tee -a "$log"
 
 step "release build for the browser tests"
