@@ -62,6 +62,7 @@ impl Default for Config {
 /// Every environment variable the matchmaker reads.
 pub fn variables() -> Vec<String> {
     let mut names = shared::config::common_variables();
+    names.extend(shared::limits::variables());
     names.extend(shared::config::variables_of::<Vars>());
     names
 }

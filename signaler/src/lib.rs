@@ -53,7 +53,9 @@ pub struct Config {
 
 /// Every environment variable the signaler reads.
 pub fn variables() -> Vec<String> {
-    shared::config::common_variables()
+    let mut names = shared::config::common_variables();
+    names.extend(shared::limits::variables());
+    names
 }
 
 impl Config {

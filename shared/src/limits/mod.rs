@@ -55,6 +55,11 @@ pub const DEFAULT_OUTBOX_MAX_BYTES: usize = 1024 * 1024;
 /// Smallest `OUTBOX_MAX_BYTES`: room for a full hold (64 KiB) delivered at once on `join`, and then some.
 pub const MIN_OUTBOX_MAX_BYTES: usize = 256 * 1024;
 
+/// Every variable the limits read (each service reads all of them).
+pub fn variables() -> Vec<String> {
+    crate::config::variables_of::<LimitVars>()
+}
+
 /// The raw variables, as envy reads them.
 #[derive(Debug, Default, Deserialize)]
 struct LimitVars {
@@ -202,6 +207,18 @@ mod tests {
 
     fn ip(text: &str) -> std::net::IpAddr {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn every_limit_variable_is_listed_and_each_listed_one_is_read() {
+        let names = variables();
+        assert_eq!(names.len(), 9, "{names:?}");
+        for name in &names {
+            // A bad value of a listed variable must be refused naming it: so it is read.
+            let bad = if name == "TRUSTED_PROXIES" { "not-an-address" } else { "-1" };
+            let err = Limits::from_vars(vars(&[(name, bad)])).unwrap_err().to_string();
+            assert!(err.contains(name.as_str()), "{name}: {err}");
+        }
     }
 
     #[test]
