@@ -98,12 +98,15 @@ impl Session for ClientSession {
                 }
                 Err(rejected) => self.outbox.reject(&rejected),
             },
-            ClientMessage::Available => self.ask_to_pair(Input::Available { conn }).await,
-            ClientMessage::Next => self.ask_to_pair(Input::Next { conn }).await,
-            ClientMessage::Leave => self.queue.apply(Input::Leave { conn }).await,
+            // The waits on the queue are boxed: a few per match, and their state would
+            // otherwise take room in every socket's task for as long as the socket lives.
+            ClientMessage::Available => Box::pin(self.ask_to_pair(Input::Available { conn })).await,
+            ClientMessage::Next => Box::pin(self.ask_to_pair(Input::Next { conn })).await,
+            ClientMessage::Leave => Box::pin(self.queue.apply(Input::Leave { conn })).await,
             ClientMessage::Resume { token } => match self.delivery.resume.verify(Domain::Matchmaker, &token) {
                 Some(claim) => {
-                    self.queue.apply(Input::Resume { conn, client: claim.id, generation: claim.generation }).await;
+                    let input = Input::Resume { conn, client: claim.id, generation: claim.generation };
+                    Box::pin(self.queue.apply(input)).await;
                 }
                 None => self.outbox.reject(&resume_failed()),
             },

@@ -72,11 +72,13 @@ impl Session for PeerSession {
     async fn on_text(&mut self, text: &str) {
         let result = match ClientMessage::decode(text) {
             Err(rejected) => Err(rejected),
-            Ok(ClientMessage::Join { room_id, ticket }) => self.join(&room_id, ticket.as_deref()).await,
+            // Boxed: joining and leaving are rare, and their state would otherwise take room in
+            // every socket's task for as long as the socket lives.
+            Ok(ClientMessage::Join { room_id, ticket }) => Box::pin(self.join(&room_id, ticket.as_deref())).await,
             Ok(ClientMessage::Signal(envelope)) => self.relay(envelope).await,
             Ok(ClientMessage::Leave) => {
                 if let Some((room, _)) = self.joined.take() {
-                    self.rooms.leave(room, self.conn).await;
+                    Box::pin(self.rooms.leave(room, self.conn)).await;
                 }
                 self.outbox.send(&ServerMessage::Left);
                 Ok(())
