@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{http_get, join, Client};
+use support::{http_get, join, match_up, Client};
 
 /// One `redis-server` of the test's own, on a free port, persisting to a temporary directory
 /// with an append-only file, so that a restart keeps its data as a production Redis does.
@@ -338,12 +338,7 @@ async fn a_killed_instance_vanishes(redis: Redis) {
     // A pair across the instances, each joined on the signaler of its own instance.
     let (mut a, a_id) = connect(&instances[0].url()).await;
     let (mut b, b_id) = connect(&instances[1].url()).await;
-    a.send(json!({"type":"available"})).await;
-    a.recv_type("queued").await;
-    b.send(json!({"type":"available"})).await;
-    b.recv_type("queued").await;
-    let a_matched = a.recv_type("matched").await;
-    let b_matched = b.recv_type("matched").await;
+    let (a_matched, b_matched) = match_up(&mut a, &mut b).await;
     let mut a_sig = Client::connect(&instances[0].signaler_url()).await;
     a_sig.send(join(&a_matched)).await;
     a_sig.recv_type("joined").await;
@@ -462,12 +457,7 @@ async fn resume_through_another_instance(redis: Redis) {
     let mut a = Client::connect(&instances[0].url()).await;
     let a_ready = a.recv_type("ready").await;
     let (mut b, _) = connect(&instances[1].url()).await;
-    a.send(json!({"type":"available"})).await;
-    a.recv_type("queued").await;
-    b.send(json!({"type":"available"})).await;
-    b.recv_type("queued").await;
-    let a_matched = a.recv_type("matched").await;
-    b.recv_type("matched").await;
+    let (a_matched, _) = match_up(&mut a, &mut b).await;
 
     drop(a); // a network drop, seen by the first instance
     assert_eq!(b.recv_type("partner-away").await["roomId"], a_matched["roomId"]);

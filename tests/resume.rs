@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{join, Client, Stack};
+use support::{join, match_up, Client, Stack};
 
 /// Connects to the matchmaker; returns the client, its `ready`.
 async fn ready(stack: &Stack) -> (Client, Value) {
@@ -17,14 +17,8 @@ async fn ready(stack: &Stack) -> (Client, Value) {
 /// Two clients, paired: (a, a's ready, b, b's matched, a's matched).
 async fn matched(stack: &Stack) -> (Client, Value, Client, Value, Value) {
     let (mut a, a_ready) = ready(stack).await;
-    let (mut b, b_ready) = ready(stack).await;
-    a.send(json!({"type":"available"})).await;
-    a.recv_type("queued").await;
-    b.send(json!({"type":"available"})).await;
-    b.recv_type("queued").await;
-    let a_matched = a.recv_type("matched").await;
-    let b_matched = b.recv_type("matched").await;
-    let _ = b_ready;
+    let (mut b, _) = ready(stack).await;
+    let (a_matched, b_matched) = match_up(&mut a, &mut b).await;
     (a, a_ready, b, b_matched, a_matched)
 }
 

@@ -231,13 +231,18 @@ pub struct Pair {
 pub async fn pair(stack: &Stack) -> Pair {
     let (mut a, a_id) = Client::matchmaker(stack).await;
     let (mut b, b_id) = Client::matchmaker(stack).await;
+    let (a_matched, b_matched) = match_up(&mut a, &mut b).await;
+    Pair { a, a_id, a_matched, b, b_id, b_matched }
+}
+
+/// Two connected matchmaker clients say `available` in turn (each hears `queued`) and are
+/// matched with each other: their `matched` messages, first `a`'s.
+pub async fn match_up(a: &mut Client, b: &mut Client) -> (Value, Value) {
     a.send(json!({"type":"available"})).await;
     a.recv_type("queued").await;
     b.send(json!({"type":"available"})).await;
     b.recv_type("queued").await;
-    let a_matched = a.recv_type("matched").await;
-    let b_matched = b.recv_type("matched").await;
-    Pair { a, a_id, a_matched, b, b_id, b_matched }
+    (a.recv_type("matched").await, b.recv_type("matched").await)
 }
 
 /// Both partners of a fresh match, joined on the signaler: (first, first's id, second, second's id).
