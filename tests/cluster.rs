@@ -272,7 +272,9 @@ async fn start_ready(redis: &Redis) -> Instance {
 }
 
 async fn pair_in_fifo_order_and_relay_across_instances(redis: Redis) {
-    let instances = [Instance::start(&redis), Instance::start(&redis)];
+    let instances = [start_ready(&redis).await, start_ready(&redis).await];
+    // Instances learn each other's signaling address at their heartbeats.
+    tokio::time::sleep(shared::redis::HEARTBEAT_INTERVAL * 2).await;
     // Clients alternate between the instances, so every pair spans both.
     let mut clients = Vec::new();
     for i in 0..24 {
