@@ -3,25 +3,26 @@
 //!
 //! Each socket is driven by one task that reads frames, hands text to the service's [`Session`],
 //! and writes what others posted to its [`Outbox`]. A post to an empty outbox is written by the
-//! poster itself when the socket is free and takes it at once ([`socket`]); nobody but the
-//! driver ever waits on the socket, so a slow client can only slow itself down: when its outbox
-//! is full (in messages or in bytes) it is disconnected, and no write waits on it without a
-//! bound. [`Sockets`] knows every open socket, so that shutdown can close them all.
+//! poster itself when the socket takes it at once, so a relayed signal costs one task, not two;
+//! nobody but the driver ever waits on the socket, so a slow client can only slow itself down:
+//! when its outbox is full (in messages or in bytes) it is disconnected, and no write waits on
+//! it without a bound. [`Sockets`] knows every open socket, so that shutdown can close them all.
 //!
-//! Layout: [`outbox`] (the send queue), [`socket`] (the stream behind its lock, direct writes),
-//! [`sockets`] (the open ones), and the driver here.
+//! Layout: [`line`] (the socket and its queue under one lock, and the invariants that keep the
+//! order), [`outbox`] (posting, and the driver's end), [`sockets`] (the open ones), and the
+//! driver here.
 //!
 //! The driver also applies the socket's message rate (see [`crate::limits`]): a frame beyond it
 //! is dropped with `rate-limited`, and a socket that keeps at it is closed with 1008.
 
+mod line;
 pub mod outbox;
-pub mod socket;
 pub mod sockets;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::error::CapacityError;
@@ -30,9 +31,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use self::line::Wire;
 use self::outbox::Next;
 pub use self::outbox::{ConnId, Outbox, Taker};
-use self::socket::Socket;
 pub use self::sockets::{Open, Sockets};
 use crate::config::Common;
 use crate::error::{ErrorCode, Rejected};
@@ -220,8 +221,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(limits.websocket_config())).await;
-    let socket = Arc::new(Socket::new(ws));
-    open.attach(socket.clone());
+    open.attach(Box::new(ws));
     let outbox = open.outbox();
     let mut keepalive = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -236,13 +236,13 @@ where
                     let (code, reason) = outbox.close_frame().unwrap_or((CLOSE_GOING_AWAY, "server shutting down"));
                     // Deliver what was queued before the close (a final error, say) if the socket takes it.
                     if code != CLOSE_POLICY {
-                        let _ = Box::pin(flush_queued(&socket, &open)).await;
+                        let _ = Box::pin(flush_queued(&open)).await;
                     }
                     break End::Close(code, reason.to_owned());
                 }
                 Next::Write => {
                     let written = tokio::select! {
-                        result = socket.write_queued(&open) => result,
+                        result = open.write_queued() => result,
                         () = open.stopped() => continue,
                     };
                     if written.is_err() {
@@ -250,7 +250,7 @@ where
                     }
                 }
             },
-            frame = socket.next() => {
+            frame = open.read() => {
                 last_heard = Instant::now();
                 let frame = match frame {
                     None => break End::Gone(Ending::Dropped),
@@ -263,7 +263,7 @@ where
                         );
                         outbox.errors().count(rejected.code);
                         let reply = Message::Text(error_reply(&rejected).into());
-                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.send(reply))).await;
+                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, open.send(reply))).await;
                         break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
                     }
                     // A bad payload leaves the connection intact, so the client can be told why.
@@ -292,7 +292,7 @@ where
                         if is_data {
                             outbox.reject(&rate_limited(limits.rate));
                         }
-                        let _ = Box::pin(flush_queued(&socket, &open)).await;
+                        let _ = Box::pin(flush_queued(&open)).await;
                         break End::Close(CLOSE_POLICY, "too many messages".to_owned());
                     }
                 }
@@ -311,7 +311,7 @@ where
                 }
                 // A socket that cannot take a ping within an interval is as good as gone.
                 let sent = tokio::select! {
-                    sent = Box::pin(tokio::time::timeout(limits.ping_interval, socket.send(Message::Ping(Default::default())))) => sent,
+                    sent = Box::pin(tokio::time::timeout(limits.ping_interval, open.send(Message::Ping(Default::default())))) => sent,
                     () = open.stopped() => continue,
                 };
                 if !matches!(sent, Ok(Ok(()))) {
@@ -322,7 +322,7 @@ where
     };
 
     // From here on nobody writes to the socket but this driver, and posts are dropped.
-    open.detach();
+    let socket = open.detach();
     // Release what the socket held first, so that its partner hears at once even if the
     // closing handshake below takes its full timeout.
     let ending = match &end {
@@ -330,9 +330,9 @@ where
         End::Close(code, _) => Ending::ServerClosed(*code),
     };
     Box::pin(session.on_close(ending)).await;
-    if let End::Close(code, reason) = end {
+    if let (End::Close(code, reason), Some(socket)) = (end, socket) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Message::Close(Some(frame))))).await;
+        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close(socket, frame))).await;
     }
 }
 
@@ -348,22 +348,29 @@ fn rate_limited(rate: MessageRate) -> Rejected {
 }
 
 /// Writes everything still queued, within the close timeout.
-async fn flush_queued<T>(socket: &Socket<T>, queue: &Taker) -> Result<(), WsError>
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send,
-{
+async fn flush_queued(queue: &Taker) -> Result<(), WsError> {
     let drain = async {
         while queue.has_work() {
-            socket.write_queued(queue).await?;
+            queue.write_queued().await?;
         }
         Ok(())
     };
     tokio::time::timeout(CLOSE_TIMEOUT, drain).await.unwrap_or(Ok(()))
 }
 
+/// Sends a close frame and waits for the client's, dropping whatever else it sends: closing a
+/// socket with unread input resets the connection, and the client would lose the close frame
+/// (and the error before it) that tell it why.
+async fn close(mut socket: Box<dyn Wire>, frame: CloseFrame) -> Result<(), WsError> {
+    socket.send(Message::Close(Some(frame))).await?;
+    while let Some(Ok(_)) = socket.next().await {}
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
 
     #[test]
     fn error_replies_are_cut_to_their_maximum_at_a_character_boundary() {
@@ -387,5 +394,67 @@ mod tests {
             assert!(reply.len() - empty.len() <= MAX_ERROR_MESSAGE_BYTES, "{filler:?}: {reply}");
             assert!(serde_json::from_str::<serde_json::Value>(&reply).is_ok());
         }
+    }
+
+    /// A session that ignores what it hears.
+    struct Quiet;
+
+    impl Session for Quiet {
+        async fn on_text(&mut self, _text: &str) {}
+        async fn on_close(self, _ending: Ending) {}
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_senders_through_partial_writes_each_arrive_in_the_order_they_were_sent() {
+        const SENDERS: usize = 4;
+        const EACH: usize = 400;
+        let limits = SocketLimits {
+            outbox_capacity: SENDERS * EACH,
+            outbox_max_bytes: usize::MAX,
+            ..SocketLimits::new(&Common::default(), &Limits::unlimited())
+        };
+        // A pipe far smaller than most frames: nearly every write is taken in parts.
+        let (server, client) = tokio::io::duplex(64);
+        let (outbox, open) = Sockets::default().open(&limits, Default::default());
+        let driver = tokio::spawn(drive(server, open, Quiet, limits));
+        let mut client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|sender| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    for seq in 0..EACH {
+                        let padding = "x".repeat((sender * 131 + seq * 37) % 700);
+                        assert!(outbox.send_text(format!("{sender} {seq} {padding}").into()));
+                        if seq % 7 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut next_seq = [0; SENDERS];
+        for received in 0..SENDERS * EACH {
+            if received % 97 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await; // a reader that lags now and then
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(10), client.next()).await;
+            let Ok(Some(Ok(Message::Text(text)))) = frame else { panic!("frame {received}: {frame:?}") };
+            let mut fields = text.as_str().split(' ');
+            let sender: usize = fields.next().unwrap().parse().unwrap();
+            let seq: usize = fields.next().unwrap().parse().unwrap();
+            assert_eq!(seq, next_seq[sender], "sender {sender}'s messages out of order");
+            next_seq[sender] += 1;
+        }
+        assert_eq!(next_seq, [EACH; SENDERS]);
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        outbox.close(CLOSE_GOING_AWAY, "test over");
+        let close = tokio::time::timeout(Duration::from_secs(5), client.next()).await;
+        assert!(
+            matches!(close, Ok(Some(Ok(Message::Close(Some(frame))))) if u16::from(frame.code) == CLOSE_GOING_AWAY)
+        );
+        drop(client);
+        driver.await.unwrap();
     }
 }

@@ -1,33 +1,26 @@
-//! One socket's send queue: anyone may post to it, only the socket's driver takes from it.
+//! One socket's outbox: anyone may post to it, and only the socket's driver waits on it.
 //!
-//! A post to an empty queue first tries the socket itself (see [`super::socket`]): written at
-//! once when the socket is free, in order, with no wake-up of the driver. Everything else is
-//! queued for the driver.
+//! A post goes to the socket's [`Line`] (the WebSocket and its queue under one lock): written
+//! at once when nothing waits before it and the socket takes it, with no wake-up of the driver;
+//! queued for the driver otherwise. See [`super::line`] for the invariants that keep the order.
 //!
-//! It is a plain queue under a short lock plus the driver's waker, rather than a channel,
-//! because most sockets sit idle with nothing queued: an empty outbox holds no buffer at all,
-//! and one that emptied after a burst gives its buffer back. The queue is bounded in messages
-//! and in bytes; a post that would go over either closes the socket (its client stopped
-//! reading), so nobody ever waits on a slow client.
+//! The queue is bounded in messages and in bytes; a post that would go over either closes the
+//! socket (its client stopped reading), so nobody ever waits on a slow client.
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
-use super::socket::{Direct, DirectWrite};
+use super::line::{Bounds, Line, Posted, Wire};
 use super::{error_reply, SocketLimits, CLOSE_POLICY};
 use crate::error::Rejected;
 use crate::metrics::ErrorCounter;
 use crate::protocol::encode;
-
-/// An emptied queue keeps a buffer for this many messages; a larger one is given back.
-const KEPT_SLOTS: usize = 4;
 
 /// A connection's id, unique within the process; tells a socket from its replacement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,39 +39,24 @@ impl std::fmt::Display for ConnId {
     }
 }
 
-/// The way to send to one socket from anywhere. Cheap to clone; never blocks.
+/// The way to send to one socket from anywhere. Cheap to clone; never blocks for long (the
+/// line's lock is only ever held for one non-blocking poll).
 #[derive(Clone)]
 pub struct Outbox(Arc<Shared>);
 
 /// What an outbox and its driver share: one allocation per socket.
 struct Shared {
     id: ConnId,
-    capacity: usize,
-    max_bytes: usize,
-    queue: Mutex<Queue>,
-    /// How many messages the queue holds, readable without the lock: the driver looks at an
-    /// empty queue far more often than it finds something in it.
-    queued: AtomicUsize,
+    bounds: Bounds,
+    /// The one lock: the socket and its queue.
+    line: Mutex<Line>,
     /// The driver, waiting for something to write.
     writer: AtomicWaker,
     /// Set to close the socket (by us, by shutdown, or because its driver is gone).
     stopping: AtomicBool,
-    /// A direct write left bytes the socket could not take yet: the driver must flush them.
-    unflushed: AtomicBool,
     /// The close frame to send; the first reason given wins.
     close: OnceLock<(u16, &'static str)>,
     errors: ErrorCounter,
-}
-
-#[derive(Default)]
-struct Queue {
-    messages: VecDeque<Utf8Bytes>,
-    /// The socket, while its driver runs, for direct writes.
-    socket: Option<Arc<dyn DirectWrite>>,
-    /// Bytes of text queued and not yet taken by the writer.
-    bytes: usize,
-    /// The driver is gone: nothing posted now would be written.
-    closed: bool,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -88,9 +66,13 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, Queue> {
-        // Nothing panics while holding the lock; if something did, the queue is still whole.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    fn line(&self) -> MutexGuard<'_, Line> {
+        // No poll panics under the lock; if one did, the line is as good as before.
+        self.line.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 }
 
@@ -100,53 +82,33 @@ impl Outbox {
         self.0.id
     }
 
-    /// Queues a text frame. A socket whose queue is full, in messages or in bytes, is closed
+    /// Sends a text frame. A socket whose queue is full, in messages or in bytes, is closed
     /// (it stopped reading); a message into an empty queue is always taken, however large.
-    /// Returns whether the frame was queued.
-    pub fn send_text(&self, mut text: Utf8Bytes) -> bool {
-        let len = text.len();
-        let mut queue = self.0.queue();
-        if queue.closed {
-            return false;
+    /// Returns whether the frame was taken.
+    pub fn send_text(&self, text: Utf8Bytes) -> bool {
+        let direct = !self.0.is_stopping();
+        let mut line = self.0.line();
+        let posted = line.post(text, self.0.bounds, direct);
+        let queued = line.queued();
+        drop(line);
+        if posted.wakes_driver() {
+            self.0.writer.wake();
         }
-        // Nothing waits before this message: try the socket itself. Under the queue's lock, so
-        // that no other post can overtake it.
-        let free = queue.messages.is_empty()
-            && !self.0.unflushed.load(Ordering::Acquire)
-            && !self.0.stopping.load(Ordering::Acquire);
-        if let (true, Some(socket)) = (free, &queue.socket) {
-            match socket.try_write(text) {
-                Direct::Done => return true,
-                Direct::Unflushed => {
-                    // The rest is the driver's to write, with its own waker.
-                    drop(queue);
-                    self.0.unflushed.store(true, Ordering::Release);
-                    self.0.writer.wake();
-                    return true;
-                }
-                Direct::Busy(back) => text = back,
+        match posted {
+            Posted::Written | Posted::Unflushed | Posted::Queued => true,
+            Posted::Closed => false,
+            Posted::Full => {
+                let (messages, bytes) = queued;
+                tracing::warn!(conn = %self.0.id, messages, bytes, "send queue full; closing the slow socket");
+                self.close(CLOSE_POLICY, "send queue full");
+                false
             }
         }
-        let over_count = queue.messages.len() >= self.0.capacity;
-        let over_bytes = queue.bytes > 0 && queue.bytes.saturating_add(len) > self.0.max_bytes;
-        if over_count || over_bytes {
-            let (messages, bytes) = (queue.messages.len(), queue.bytes);
-            drop(queue);
-            tracing::warn!(conn = %self.0.id, messages, bytes, "send queue full; closing the slow socket");
-            self.close(CLOSE_POLICY, "send queue full");
-            return false;
-        }
-        queue.messages.push_back(text);
-        queue.bytes += len;
-        self.0.queued.fetch_add(1, Ordering::Release);
-        drop(queue);
-        self.0.writer.wake();
-        true
     }
 
     /// Bytes queued for the socket and not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.0.queue().bytes
+        self.0.line().queued().1
     }
 
     /// Queues a typed message.
@@ -169,7 +131,7 @@ impl Outbox {
 
     /// Whether the socket is still open.
     pub fn is_open(&self) -> bool {
-        !self.0.stopping.load(Ordering::Acquire)
+        !self.0.is_stopping()
     }
 
     /// The instance's error counter, for errors the driver answers itself.
@@ -183,18 +145,15 @@ impl Outbox {
     }
 }
 
-/// Creates the outbox of a new socket and the [`Taker`] its driver writes from. Sockets are
+/// Creates the outbox of a new socket and the [`Taker`] its driver works from. Sockets are
 /// opened through [`super::Sockets::open`], which also closes them at shutdown.
 pub(super) fn outbox(limits: &SocketLimits, errors: ErrorCounter) -> (Outbox, Taker) {
     let outbox = Outbox(Arc::new(Shared {
         id: ConnId::next(),
-        capacity: limits.outbox_capacity.max(1),
-        max_bytes: limits.outbox_max_bytes,
-        queue: Mutex::new(Queue::default()),
-        queued: AtomicUsize::new(0),
+        bounds: Bounds { messages: limits.outbox_capacity.max(1), bytes: limits.outbox_max_bytes },
+        line: Mutex::new(Line::default()),
         writer: AtomicWaker::new(),
         stopping: AtomicBool::new(false),
-        unflushed: AtomicBool::new(false),
         close: OnceLock::new(),
         errors,
     }));
@@ -209,8 +168,8 @@ pub(super) enum Next {
     Stop,
 }
 
-/// The driver's end of an [`Outbox`]: takes what others posted, in order. When it is dropped
-/// the outbox closes and what was still queued is freed.
+/// The driver's end of an [`Outbox`]: it reads from the socket, writes what others queued, and
+/// closes it. When it is dropped the outbox closes and what was still queued is freed.
 pub struct Taker(Outbox);
 
 impl Taker {
@@ -219,15 +178,19 @@ impl Taker {
         &self.0
     }
 
-    /// The next thing to do: close the socket if asked to, else write the next queued message,
-    /// waiting for one.
+    fn line(&self) -> MutexGuard<'_, Line> {
+        self.0 .0.line()
+    }
+
+    /// The next thing to do: close the socket if asked to, else write what is queued, waiting
+    /// until there is something.
     pub(super) async fn next(&self) -> Next {
         self.until(|| self.ready()).await
     }
 
     /// Resolves once the socket is to be closed (to cut a stuck write short).
     pub(super) async fn stopped(&self) {
-        self.until(|| self.is_stopping().then_some(())).await
+        self.until(|| self.0 .0.is_stopping().then_some(())).await
     }
 
     /// Waits, as the driver, until `ready` has an answer; posts and closes wake the driver.
@@ -243,12 +206,8 @@ impl Taker {
         .await
     }
 
-    fn is_stopping(&self) -> bool {
-        self.0 .0.stopping.load(Ordering::Acquire)
-    }
-
     fn ready(&self) -> Option<Next> {
-        if self.is_stopping() {
+        if self.0 .0.is_stopping() {
             Some(Next::Stop)
         } else if self.has_work() {
             Some(Next::Write)
@@ -257,52 +216,44 @@ impl Taker {
         }
     }
 
-    /// Whether something waits to be written: queued messages, or a direct write's remainder.
+    /// Whether something waits to be written: queued messages, or a sender's unflushed write.
     pub(super) fn has_work(&self) -> bool {
-        self.0 .0.queued.load(Ordering::Acquire) > 0 || self.0 .0.unflushed.load(Ordering::Acquire)
-    }
-
-    /// The driver flushed the socket: what a direct write left is gone.
-    pub(super) fn flushed(&self) {
-        self.0 .0.unflushed.store(false, Ordering::Release);
+        self.line().has_work()
     }
 
     /// Lets senders write to `socket` directly from now on.
-    pub(super) fn attach(&self, socket: Arc<dyn DirectWrite>) {
-        self.0 .0.queue().socket = Some(socket);
+    pub(super) fn attach(&self, socket: Box<dyn Wire>) {
+        self.line().attach(socket);
     }
 
-    /// The driver is done with the socket: no more direct writes, and the socket counts as
-    /// closed for everyone who still holds the outbox.
-    pub(super) fn detach(&self) {
+    /// The next frame from the client.
+    pub(super) async fn read(&self) -> Option<Result<Message, WsError>> {
+        poll_fn(|cx| self.line().read(cx)).await
+    }
+
+    /// Writes what is queued, up to a batch, and flushes.
+    pub(super) async fn write_queued(&self) -> Result<(), WsError> {
+        poll_fn(|cx| self.line().write_queued(cx)).await
+    }
+
+    /// Sends the driver's own frame ahead of the queue, and flushes.
+    pub(super) async fn send(&self, message: Message) -> Result<(), WsError> {
+        let mut message = Some(message);
+        poll_fn(|cx| self.line().send(cx, &mut message)).await
+    }
+
+    /// The driver is done with the socket: nobody else writes to it from now on, the socket
+    /// counts as closed for everyone who still holds the outbox, and the driver alone holds it.
+    pub(super) fn detach(&self) -> Option<Box<dyn Wire>> {
         self.0 .0.stopping.store(true, Ordering::Release);
-        self.0 .0.queue().socket = None;
-    }
-
-    /// The next queued message, if there is one.
-    pub fn try_next(&self) -> Option<Utf8Bytes> {
-        if self.0 .0.queued.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let mut queue = self.0 .0.queue();
-        let text = queue.messages.pop_front()?;
-        self.0 .0.queued.fetch_sub(1, Ordering::Release);
-        queue.bytes -= text.len();
-        if queue.messages.is_empty() && queue.messages.capacity() > KEPT_SLOTS {
-            queue.messages = VecDeque::new();
-        }
-        Some(text)
+        self.line().detach()
     }
 }
 
 impl Drop for Taker {
     fn drop(&mut self) {
-        self.detach();
-        let mut queue = self.0 .0.queue();
-        queue.closed = true;
-        queue.messages = VecDeque::new();
-        self.0 .0.queued.store(0, Ordering::Release);
-        queue.bytes = 0;
+        self.0 .0.stopping.store(true, Ordering::Release);
+        self.line().close();
     }
 }
 
@@ -311,6 +262,10 @@ mod tests {
     use super::*;
     use crate::config::Common;
     use crate::limits::Limits;
+    use futures_util::StreamExt;
+    use tokio::io::DuplexStream;
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
 
     fn limits(capacity: usize, max_bytes: usize) -> SocketLimits {
         let limits = Limits { outbox_max_bytes: max_bytes, ..Limits::default() };
@@ -368,7 +323,7 @@ mod tests {
     fn bytes_taken_by_the_writer_are_free_again() {
         let (outbox, taker) = new(100, 1_000);
         assert!(outbox.send_text(text(1_000)));
-        assert!(taker.try_next().is_some());
+        assert!(taker.line().pop().is_some());
         assert_eq!(outbox.queued_bytes(), 0);
         assert!(outbox.send_text(text(600)));
         assert!(outbox.send_text(text(400)));
@@ -381,7 +336,7 @@ mod tests {
         for i in 0..50 {
             assert!(outbox.send_text(i.to_string().into()));
         }
-        let taken: Vec<String> = std::iter::from_fn(|| taker.try_next()).map(|t| t.as_str().to_owned()).collect();
+        let taken: Vec<String> = std::iter::from_fn(|| taker.line().pop()).map(|t| t.as_str().to_owned()).collect();
         assert_eq!(taken, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
     }
 
@@ -391,8 +346,8 @@ mod tests {
         for _ in 0..50 {
             outbox.send_text(text(10));
         }
-        while taker.try_next().is_some() {}
-        assert!(outbox.0.queue().messages.capacity() <= KEPT_SLOTS);
+        while taker.line().pop().is_some() {}
+        assert!(outbox.0.line().capacity() <= 4);
     }
 
     #[test]
@@ -410,7 +365,7 @@ mod tests {
         let (outbox, taker) = new(100, 1_000_000);
         let waiting = tokio::spawn(async move {
             match taker.next().await {
-                Next::Write => taker.try_next().map(|text| text.as_str().to_owned()),
+                Next::Write => taker.line().pop().map(|text| text.as_str().to_owned()),
                 Next::Stop => None,
             }
         });
@@ -426,6 +381,73 @@ mod tests {
         assert!(outbox.send_text(text(10)));
         outbox.close(CLOSE_POLICY, "test");
         assert!(matches!(taker.next().await, Next::Stop));
-        assert_eq!(taker.try_next().as_deref(), Some("xxxxxxxxxx"), "what was queued can still be flushed");
+        assert_eq!(taker.line().pop().as_deref(), Some("xxxxxxxxxx"), "what was queued can still be flushed");
+    }
+
+    /// A server-side WebSocket over an in-process pipe of `buffer` bytes, so that any frame
+    /// larger than that is written in parts, and the client's end.
+    async fn pipe(buffer: usize) -> (Box<dyn Wire>, WebSocketStream<DuplexStream>) {
+        let (server, client) = tokio::io::duplex(buffer);
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (Box::new(server), client)
+    }
+
+    async fn read_text(client: &mut WebSocketStream<DuplexStream>) -> String {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), client.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => text.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_posted_while_a_direct_write_is_half_flushed_waits_behind_it() {
+        let (outbox, taker) = new(100, 1_000_000);
+        let (server, mut client) = pipe(64).await;
+        taker.attach(server);
+        assert!(outbox.send_text(text(1_000)), "written straight, in part");
+        assert!(outbox.send_text("after".into()));
+        assert_eq!(outbox.0.line().queued(), (1, 5), "queued behind the unfinished write, not written over it");
+        assert!(taker.has_work());
+        let driver = async {
+            while taker.has_work() {
+                taker.write_queued().await.unwrap();
+            }
+        };
+        let reader = async { (read_text(&mut client).await, read_text(&mut client).await) };
+        let ((), (first, second)) = tokio::join!(driver, reader);
+        assert_eq!((first.len(), second.as_str()), (1_000, "after"));
+    }
+
+    #[tokio::test]
+    async fn a_message_into_a_free_socket_is_written_by_its_sender_without_the_driver() {
+        let (outbox, taker) = new(100, 1_000_000);
+        let (server, mut client) = pipe(4_096).await;
+        taker.attach(server);
+        assert!(outbox.send_text("hello".into()));
+        assert!(!taker.has_work(), "nothing left for the driver");
+        assert_eq!(read_text(&mut client).await, "hello");
+    }
+
+    #[tokio::test]
+    async fn a_post_never_waits_for_a_client_that_stopped_reading() {
+        let (outbox, taker) = new(10, 1_000_000);
+        let (server, _client) = pipe(64).await;
+        taker.attach(server);
+        let taken = (0..100).take_while(|_| outbox.send_text(text(1_000))).count();
+        assert_eq!(taken, 11, "one written in part, ten queued, then the socket is closed");
+        assert_eq!(outbox.close_frame().map(|(code, _)| code), Some(CLOSE_POLICY));
+    }
+
+    #[tokio::test]
+    async fn a_message_posted_behind_queued_ones_waits_its_turn_even_when_the_socket_is_free() {
+        let (outbox, taker) = new(100, 1_000_000);
+        assert!(outbox.send_text("first".into()), "queued before the socket is attached");
+        let (server, mut client) = pipe(4_096).await;
+        taker.attach(server);
+        assert!(outbox.send_text("second".into()));
+        assert_eq!(outbox.0.line().queued(), (2, 11), "queued behind, not written past the queue");
+        taker.write_queued().await.unwrap();
+        assert_eq!((read_text(&mut client).await, read_text(&mut client).await), ("first".into(), "second".into()));
     }
 }
