@@ -259,6 +259,27 @@ on_both!(
     nobody_is_matched_with_a_client_of_a_dead_instance_on_a_redis_cluster
 );
 
+/// The owner of the queue announces a match through an instance that started a moment ago,
+/// well within one heartbeat: it looks the new signaling address up instead of sending its own
+/// client elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_partners_go_to_a_new_instances_signaler_from_its_first_match() {
+    let redis = Redis::single();
+    let owner = start_ready(&redis).await;
+    let newcomer = Instance::start(&redis);
+    // The newcomer's client waits first, so it is the initiator, and the room goes its way.
+    let (mut first, _) = connect(&newcomer.url()).await;
+    first.send(json!({"type":"available"})).await;
+    first.recv_type("queued").await;
+    let (mut second, _) = connect(&owner.url()).await;
+    second.send(json!({"type":"available"})).await;
+    second.recv_type("queued").await;
+    let (to_first, to_second) = (first.recv_type("matched").await, second.recv_type("matched").await);
+    assert_eq!(to_first["initiator"], true);
+    assert_eq!(to_first["signalingUrl"], newcomer.signaler_url().as_str());
+    assert_eq!(to_second["signalingUrl"], newcomer.signaler_url().as_str());
+}
+
 /// Starts an instance and waits until it is ready (so instances started in turn take the
 /// queue's lease in that order).
 async fn start_ready(redis: &Redis) -> Instance {
@@ -272,9 +293,9 @@ async fn start_ready(redis: &Redis) -> Instance {
 }
 
 async fn pair_in_fifo_order_and_relay_across_instances(redis: Redis) {
+    // No wait for a heartbeat: an instance looks up a signaling address it has not heard of
+    // before it announces a match that sends a client there.
     let instances = [start_ready(&redis).await, start_ready(&redis).await];
-    // Instances learn each other's signaling address at their heartbeats.
-    tokio::time::sleep(shared::redis::HEARTBEAT_INTERVAL * 2).await;
     // Clients alternate between the instances, so every pair spans both.
     let mut clients = Vec::new();
     for i in 0..24 {
@@ -299,8 +320,11 @@ async fn pair_in_fifo_order_and_relay_across_instances(redis: Redis) {
     let s = stats(instances[0].matchmaker).await;
     assert_eq!(s, json!({"online":24,"waiting":0,"rooms":12}));
 
-    // Each instance has its own signaling address, so both peers are sent to the same one.
-    assert_eq!(matched[0]["signalingUrl"], matched[1]["signalingUrl"]);
+    // Each instance has its own signaling address, so both peers are sent to the same one,
+    // from the very first match on.
+    for i in (0..24).step_by(2) {
+        assert_eq!(matched[i]["signalingUrl"], matched[i + 1]["signalingUrl"], "pair {i}");
+    }
 
     // Behind one load-balanced address they may still land on different instances: the signal
     // crosses Redis to the instance that runs the room.

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use rules::matchmaking::{Event, Refusal, ResumedState};
+use rules::matchmaking::{Event, Output, Refusal, ResumedState};
 use rules::{ClientId, HomeId};
 use serde_json::value::RawValue;
 use shared::error::Rejected;
@@ -37,6 +37,22 @@ impl Signaling {
         if templates.get(&home).map(|t| &**t) != Some(template) {
             templates.insert(home, Arc::from(template));
         }
+    }
+
+    /// The instances `outputs` send clients to whose templates are not known here: an instance
+    /// that started since the last heartbeat. They are looked up before the outputs are
+    /// delivered, so that both partners of a match go to the same signaler from its first match.
+    pub fn unknown_in(&self, outputs: &[Output]) -> Vec<HomeId> {
+        let templates = self.templates.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut unknown: Vec<HomeId> = outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::Send { event: Event::Matched { via, .. }, .. } if !templates.contains_key(via) => Some(*via),
+                _ => None,
+            })
+            .collect();
+        unknown.dedup();
+        unknown
     }
 
     /// The template of `home`, or this instance's own if `home` is not known (yet).

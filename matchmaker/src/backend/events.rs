@@ -21,13 +21,16 @@ pub struct Events {
     pub delivery: Arc<Delivery>,
     pub figures: Figures,
     pub queue: QueueHandle,
+    /// Where the instances' signaling templates are.
+    pub signaling_key: String,
 }
 
 /// Reads `key` (this instance's `ev:` list) until `stop`.
 pub fn spawn(link: RedisLink, key: String, events: Events, health: Health, stop: CancellationToken) {
     let events = Arc::new(events);
-    spawn_reader(link, key, health, "events", stop, move |entries| {
+    spawn_reader(link.clone(), key, health, "events", stop, move |entries| {
         let events = events.clone();
+        let link = link.clone();
         async move {
             let mut outputs = Vec::with_capacity(entries.len());
             let mut answers = Vec::new();
@@ -40,6 +43,7 @@ pub fn spawn(link: RedisLink, key: String, events: Events, health: Health, stop:
                     None => {}
                 }
             }
+            super::learn_templates(&link, &events.signaling_key, &events.delivery.signaling, &outputs).await;
             deliver(&events.locals, &events.delivery, &events.figures, outputs);
             for answer in answers {
                 events.queue.apply(answer).await;

@@ -14,6 +14,7 @@ pub mod task;
 use std::sync::{Arc, Mutex};
 
 use redis::AsyncCommands;
+use rules::matchmaking::Output;
 use rules::HomeId;
 use shared::lifecycle::Lifecycle;
 use shared::redis::lease::Lease;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::keys::{Keys, TAG};
 use crate::config::Config;
+use crate::delivery::Signaling;
 use crate::queue::shell::Shell;
 use crate::queue::{Command, QueueHandle, Stats};
 
@@ -74,6 +76,7 @@ pub async fn start(
             delivery: shell.delivery.clone(),
             figures: shell.figures.clone(),
             queue,
+            signaling_key: keys.signaling.clone(),
         },
         health.clone(),
         stop.clone(),
@@ -105,5 +108,27 @@ impl Backend {
         self.liveness.leave(&mut conn).await;
         let _: Result<redis::RedisResult<()>, _> =
             tokio::time::timeout(COMMAND_TIMEOUT, conn.hdel(&self.keys.signaling, self.home.to_string())).await;
+    }
+}
+
+/// Looks up the signaling templates of instances that `outputs` send clients to and that this
+/// instance has not heard of yet (one that started since the last heartbeat). A rare read,
+/// made before those outputs are delivered; if Redis does not answer, the clients are sent to
+/// this instance's own signaler, which works too (their signals then cross Redis once).
+pub(crate) async fn learn_templates(link: &RedisLink, key: &str, signaling: &Signaling, outputs: &[Output]) {
+    let unknown = signaling.unknown_in(outputs);
+    if unknown.is_empty() {
+        return;
+    }
+    let fields: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+    let mut conn = link.conn();
+    let found: Result<redis::RedisResult<Vec<Option<String>>>, _> =
+        tokio::time::timeout(COMMAND_TIMEOUT, redis::cmd("HMGET").arg(key).arg(&fields).query_async(&mut conn)).await;
+    if let Ok(Ok(found)) = found {
+        for (home, template) in unknown.iter().zip(found) {
+            if let Some(template) = template {
+                signaling.learn(*home, &template);
+            }
+        }
     }
 }

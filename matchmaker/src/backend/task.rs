@@ -174,6 +174,13 @@ impl QueueTask {
         match committed {
             Ok(()) => {
                 self.health.set("queue", true);
+                super::learn_templates(
+                    &self.link,
+                    &self.keys.signaling,
+                    &self.shell.delivery.signaling,
+                    &outcome.local,
+                )
+                .await;
                 self.shell.deliver(outcome.local);
                 self.shell.figures.show(self.shell.core.stats().into());
             }
