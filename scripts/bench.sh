@@ -14,6 +14,14 @@
 #                                           # (emptied before each run); the reports then also
 #                                           # say what each match, message, session and idle
 #                                           # client costs Redis
+#   BACKEND=redis INSTANCES=2 SPLIT=1 SCENARIOS="pairing relay" scripts/bench.sh
+#                                           # two all-in-one instances on that Redis; clients
+#                                           # take them in turn, and with SPLIT=1 the two peers
+#                                           # of every room join on different instances (the
+#                                           # worst case); server CPU is all instances'
+#   BACKEND=cluster INSTANCES=4 ...         # the same on a three-master Redis Cluster
+#
+# The services log at their default level (info) unless SERVICE_LOG sets RUST_LOG for them.
 #
 # The server under test (and Redis) run on CPU core SERVER_CPUS (0) and the load generator on
 # LOADGEN_CPUS (1), so that on a 2-core machine the two do not take turns on each other's core
@@ -55,11 +63,15 @@ SECRET=bench-ticket-secret-bench-ticket-secret
 # the per-instance connection cap) so they do not cut the measurement short.
 LIMITS=(MESSAGES_PER_SEC=100000 MESSAGE_BURST=1000000 MAX_DROPPED_MESSAGES=1000000
   NEXT_PER_MINUTE=60000 MAX_CONNECTIONS=10000000 MAX_CONNECTIONS_PER_IP=10000000)
-COMMON_ENV=(HOST=127.0.0.1 RUST_LOG=warn "${LIMITS[@]}")
+INSTANCES=${INSTANCES:-1}
+SPLIT=${SPLIT:-0}
+SERVICE_LOG=${SERVICE_LOG:-}
+COMMON_ENV=(HOST=127.0.0.1 "${LIMITS[@]}")
+[[ -n $SERVICE_LOG ]] && COMMON_ENV+=(RUST_LOG="$SERVICE_LOG")
 
 mkdir -p "$OUT"
 PIDS=()
-REDIS_PID=""
+REDIS_PIDS=()
 stop_servers() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
@@ -67,7 +79,7 @@ stop_servers() {
 }
 stop_all() {
   stop_servers
-  if [[ -n $REDIS_PID ]]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+  for pid in "${REDIS_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
 }
 trap stop_all EXIT
 
@@ -113,34 +125,83 @@ loadgen() { # loadgen FILE ARGS...: one bounded run, JSON report to FILE (kept e
   fi
 }
 
-case $BACKEND in
-  memory) SERVICE_ENV=(); REDIS_ARGS=() ;;
-  redis)
-    command -v redis-server >/dev/null || { echo "BACKEND=redis needs redis-server (apt-get install redis-server)" >&2; exit 1; }
-    if port_in_use "$REDIS_PORT"; then
-      echo "port $REDIS_PORT is already in use: choose a free one with REDIS_PORT" >&2
-      exit 1
-    fi
-    # In memory only: the figures are Redis's own work, not the disk's.
-    "${SERVER_ON[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT" \
-      >"$OUT/redis.log" 2>&1 &
-    REDIS_PID=$!
-    wait_port "$REDIS_PORT"
-    REDIS_URL=redis://127.0.0.1:$REDIS_PORT
-    SERVICE_ENV=(REDIS_URL="$REDIS_URL")
-    REDIS_ARGS=(--redis "$REDIS_URL")
-    ;;
-  *) echo "BACKEND must be memory or redis, not '$BACKEND'" >&2; exit 1 ;;
-esac
-
-redis_flush() { # what one run left in Redis must not meet the next run
-  [[ $BACKEND == redis ]] || return 0
-  exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT" && printf 'FLUSHALL\r\n' >&3 && head -c 5 <&3 >/dev/null
-  exec 3>&-
+start_redis() { # start_redis PORT FLAGS...: one redis-server, in memory only (the figures are
+  # Redis's own work, not the disk's)
+  local port=$1
+  shift
+  if port_in_use "$port"; then
+    echo "port $port is already in use: choose a free one with REDIS_PORT" >&2
+    exit 1
+  fi
+  mkdir -p "$OUT/redis-$port"
+  "${SERVER_ON[@]}" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$OUT/redis-$port" "$@" \
+    >"$OUT/redis-$port.log" 2>&1 &
+  REDIS_PIDS+=($!)
+  wait_port "$port"
 }
 
-echo "building release binaries into $TARGET_DIR ..." >&2
-(cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+REDIS_PORTS=()
+case $BACKEND in
+  memory) SERVICE_ENV=(); REDIS_ARGS=() ;;
+  redis | cluster)
+    command -v redis-server >/dev/null || { echo "BACKEND=$BACKEND needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+    if [[ $BACKEND == redis ]]; then
+      REDIS_PORTS=("$REDIS_PORT")
+      start_redis "$REDIS_PORT"
+      REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+      SERVICE_ENV=(REDIS_URL="$REDIS_URL")
+      REDIS_ARGS=(--redis "$REDIS_URL")
+    else
+      REDIS_PORTS=("$REDIS_PORT" "$((REDIS_PORT + 1))" "$((REDIS_PORT + 2))")
+      for port in "${REDIS_PORTS[@]}"; do start_redis "$port" --cluster-enabled yes --cluster-config-file nodes.conf; done
+      redis-cli --cluster create "${REDIS_PORTS[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$OUT/cluster.log" 2>&1
+      for _ in $(seq 1 100); do
+        redis-cli -p "$REDIS_PORT" cluster info | grep -q '^cluster_state:ok' && break
+        sleep 0.1
+      done
+      REDIS_URL=$(printf 'redis://127.0.0.1:%s,' "${REDIS_PORTS[@]}")
+      SERVICE_ENV=(REDIS_URL="${REDIS_URL%,}" REDIS_CLUSTER=true)
+      # Redis's counters are per node; the cost figures need one Redis.
+      REDIS_ARGS=()
+    fi
+    ;;
+  *) echo "BACKEND must be memory, redis or cluster, not '$BACKEND'" >&2; exit 1 ;;
+esac
+if ((INSTANCES > 1)) && [[ $BACKEND == memory ]]; then
+  echo "INSTANCES=$INSTANCES needs BACKEND=redis or cluster: instances share their queue and rooms through Redis" >&2
+  exit 1
+fi
+
+redis_flush() { # what one run left in Redis must not meet the next run
+  local port
+  for port in "${REDIS_PORTS[@]}"; do
+    exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'FLUSHALL\r\n' >&3 && head -c 5 <&3 >/dev/null
+    exec 3>&-
+  done
+}
+
+start_instances() { # starts INSTANCES all-in-one runners; sets MM_URLS, SIG_URLS and INSTANCE_PIDS
+  local i mm sig
+  MM_URLS="" SIG_URLS="" INSTANCE_PIDS=""
+  for ((i = 0; i < INSTANCES; i++)); do
+    mm=$((MM_PORT + 2 * i)) sig=$((SIG_PORT + 2 * i))
+    start strangers-$i "$mm" "${COMMON_ENV[@]}" "${SERVICE_ENV[@]}" PORT="$mm" SIGNALER_PORT="$sig" ROOM_TICKET_SECRET=$SECRET \
+      -- "$BIN/strangers"
+    wait_port "$sig"
+    MM_URLS+="${MM_URLS:+,}ws://127.0.0.1:$mm/ws"
+    SIG_URLS+="${SIG_URLS:+,}ws://127.0.0.1:$sig/ws"
+    INSTANCE_PIDS+="${INSTANCE_PIDS:+,}$LAST_PID"
+  done
+  # Let every instance hear the others' heartbeat before the load starts.
+  ((INSTANCES > 1)) && sleep 3
+  return 0
+}
+
+# BUILD=0 uses the release binaries already in TARGET_DIR (so sources may change meanwhile).
+if [[ ${BUILD:-1} != 0 ]]; then
+  echo "building release binaries into $TARGET_DIR ..." >&2
+  (cd "$ROOT" && cargo build --release --workspace --bins --quiet)
+fi
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/conditions.txt" >&2
 if ((${#SERVER_ON[@]})); then
@@ -149,7 +210,7 @@ else
   echo "not pinned" | tee -a "$OUT/conditions.txt" >&2
 fi
 echo "code: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')" | tee -a "$OUT/conditions.txt" >&2
-echo "backend: $BACKEND$([[ $BACKEND == redis ]] && echo " ($(redis-server --version | cut -d' ' -f3))")" | tee -a "$OUT/conditions.txt" >&2
+echo "backend: $BACKEND$([[ $BACKEND != memory ]] && echo " ($(redis-server --version | cut -d' ' -f3))"), instances: $INSTANCES$( ((SPLIT)) && echo ", peers of every room on different instances"), service log level: ${SERVICE_LOG:-default (info)}" | tee -a "$OUT/conditions.txt" >&2
 
 MM=ws://127.0.0.1:$MM_PORT/ws
 BARE=ws://127.0.0.1:$BARE_PORT/ws
@@ -178,10 +239,11 @@ for run in $(seq 1 "$RUNS"); do
           "${REDIS_ARGS[@]}" "${extra[@]}"
       else
         redis_flush
-        start strangers "$MM_PORT" "${COMMON_ENV[@]}" "${SERVICE_ENV[@]}" PORT="$MM_PORT" SIGNALER_PORT="$SIG_PORT" \
-          -- "$BIN/strangers"
-        loadgen "$OUT/$scenario-strangers-$run.json" "$scenario" --matchmaker "$MM" --pid "$LAST_PID" \
-          "${REDIS_ARGS[@]}" "${extra[@]}"
+        start_instances
+        split=()
+        ((SPLIT)) && split=(--signaler "$SIG_URLS")
+        loadgen "$OUT/$scenario-strangers-$run.json" "$scenario" --matchmaker "$MM_URLS" --pid "$INSTANCE_PIDS" \
+          "${split[@]}" "${REDIS_ARGS[@]}" "${extra[@]}"
       fi
       stop_servers
     done

@@ -85,10 +85,13 @@ pub enum Command {
 /// Where to send load, and how to report.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
-    /// The matchmaker's WebSocket URL.
+    /// The matchmaker's WebSocket URL; several, comma-separated, for several instances:
+    /// clients take them in turn.
     #[arg(long, default_value = DEFAULT_MATCHMAKER_URL)]
     pub matchmaker: String,
-    /// Use this signaler URL instead of the `signalingUrl` each `matched` carries.
+    /// Use this signaler URL instead of the `signalingUrl` each `matched` carries. Two,
+    /// comma-separated: the initiator of every room joins on the first and its partner on the
+    /// second (the worst case for a scaled-out signaler).
     #[arg(long)]
     pub signaler: Option<String>,
     /// Load the bare relay at `--bare-url` instead of the matchmaker and signaler.
@@ -98,9 +101,10 @@ pub struct TargetArgs {
     #[arg(long, default_value = DEFAULT_BARE_URL)]
     pub bare_url: String,
     /// Pid of the matchmaker process (or the all-in-one runner, or the bare relay); found from
-    /// the listening port when not given.
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// the listening port when not given. Several, comma-separated, for several instances:
+    /// the server CPU is then theirs together.
+    #[arg(long, value_delimiter = ',')]
+    pub pid: Vec<u32>,
     /// Pid of the signaler process when it runs on its own; found from its port when not given.
     #[arg(long)]
     pub signaler_pid: Option<u32>,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,10 +39,13 @@ impl Kind {
 #[derive(Debug)]
 pub struct Target {
     kind: Kind,
-    /// The matchmaker, or the bare relay.
-    entry: Endpoint,
-    /// `--signaler`: used instead of `matched.signalingUrl`.
-    signaler_override: Option<Endpoint>,
+    /// The matchmaker (or its instances, taken in turn), or the bare relay.
+    entries: Vec<Endpoint>,
+    /// Which entry the next client takes.
+    next_entry: AtomicUsize,
+    /// `--signaler`: used instead of `matched.signalingUrl`; with two, initiators join on the
+    /// first and their partners on the second.
+    signaler_override: Vec<Endpoint>,
     /// Signaling URLs already resolved.
     resolved: Mutex<HashMap<String, Endpoint>>,
     allow_remote: bool,
@@ -103,15 +107,23 @@ impl Peer {
 }
 
 impl Target {
-    /// A target whose first hop is `entry`.
+    /// A target whose first hop is `entries` (taken in turn; at least one).
     pub fn new(
         kind: Kind,
-        entry: Endpoint,
-        signaler_override: Option<Endpoint>,
+        entries: Vec<Endpoint>,
+        signaler_override: Vec<Endpoint>,
         allow_remote: bool,
         step: Duration,
     ) -> Self {
-        Target { kind, entry, signaler_override, resolved: Mutex::new(HashMap::new()), allow_remote, step }
+        Target {
+            kind,
+            entries,
+            next_entry: AtomicUsize::new(0),
+            signaler_override,
+            resolved: Mutex::new(HashMap::new()),
+            allow_remote,
+            step,
+        }
     }
 
     /// Which kind of server.
@@ -119,9 +131,9 @@ impl Target {
         self.kind
     }
 
-    /// The matchmaker or the bare relay.
+    /// The matchmaker or the bare relay (the first, when there are several).
     pub fn entry(&self) -> &Endpoint {
-        &self.entry
+        &self.entries[0]
     }
 
     /// How long one step may take.
@@ -145,7 +157,8 @@ impl Target {
     /// # Errors
     /// What the connection or the greeting met.
     pub async fn connect(&self, source: Option<IpAddr>) -> Result<(Ws, String), ClientError> {
-        let mut ws = tokio::time::timeout(self.step, self.entry.connect(source))
+        let entry = &self.entries[self.next_entry.fetch_add(1, Ordering::Relaxed) % self.entries.len()];
+        let mut ws = tokio::time::timeout(self.step, entry.connect(source))
             .await
             .map_err(|_| ClientError::Timeout("connect"))??;
         if self.kind == Kind::Bare {
@@ -226,7 +239,10 @@ impl Target {
         if self.kind == Kind::Bare {
             return Ok(None);
         }
-        let endpoint = self.signaler(&matched.signaling_url).await?;
+        let endpoint = match self.signaler_override.as_slice() {
+            [first, second, ..] => if matched.initiator { first } else { second }.clone(),
+            _ => self.signaler(&matched.signaling_url).await?,
+        };
         let mut ws = tokio::time::timeout(self.step, endpoint.connect(source))
             .await
             .map_err(|_| ClientError::Timeout("connect"))??;
@@ -279,7 +295,7 @@ impl Target {
     /// # Errors
     /// [`ClientError::Url`].
     pub async fn signaler(&self, url: &str) -> Result<Endpoint, ClientError> {
-        if let Some(endpoint) = &self.signaler_override {
+        if let Some(endpoint) = self.signaler_override.first() {
             return Ok(endpoint.clone());
         }
         if let Some(endpoint) = self.resolved.lock().ok().and_then(|map| map.get(url).cloned()) {

@@ -43,15 +43,15 @@ impl Context {
     /// # Errors
     /// [`ClientError::Url`] for an unusable URL.
     pub async fn new(args: &TargetArgs, file_limit: u64) -> Result<Context, ClientError> {
-        let (kind, entry_url) =
+        let (kind, entry_urls) =
             if args.bare { (Kind::Bare, args.bare_url.as_str()) } else { (Kind::Strangers, args.matchmaker.as_str()) };
-        let entry = Endpoint::resolve(entry_url, args.allow_remote).await?;
-        let signaler = match (&args.signaler, kind) {
-            (Some(url), Kind::Strangers) => Some(Endpoint::resolve(url, args.allow_remote).await?),
-            _ => None,
+        let entries = resolve_all(entry_urls, args.allow_remote).await?;
+        let signalers = match (&args.signaler, kind) {
+            (Some(urls), Kind::Strangers) => resolve_all(urls, args.allow_remote).await?,
+            _ => Vec::new(),
         };
         let step = Duration::from_secs(args.step_timeout.max(1));
-        let target = Target::new(kind, entry, signaler, args.allow_remote, step);
+        let target = Target::new(kind, entries, signalers, args.allow_remote, step);
         let redis = match &args.redis {
             None => None,
             Some(url) => {
@@ -91,7 +91,12 @@ impl Context {
     /// Where to read the entry server's CPU and memory (the matchmaker, the all-in-one runner
     /// or the bare relay).
     pub fn entry_probe(&self) -> Probe {
-        Probe::find(self.args.pid, self.target.entry().addr())
+        Probe::find(self.args.pid.first().copied(), self.target.entry().addr())
+    }
+
+    /// The instances given with `--pid`, when there are several: the server CPU is theirs.
+    pub fn instances(&self) -> Option<Vec<Probe>> {
+        (self.args.pid.len() > 1).then(|| self.args.pid.iter().map(|pid| Probe::Pid(*pid)).collect())
     }
 
     /// Where to read the signaler's, given its address.
@@ -118,6 +123,9 @@ impl Context {
     /// Every server process the scenario loads, once each: the entry server and, when it runs
     /// apart, the signaler.
     pub async fn probes(&self) -> Vec<Probe> {
+        if let Some(instances) = self.instances() {
+            return instances;
+        }
         let mut probes = vec![self.entry_probe()];
         if let Some(addr) = self.signaler_addr().await {
             let signaler = self.signaler_probe(addr);
@@ -127,6 +135,23 @@ impl Context {
         }
         probes
     }
+}
+
+/// Every endpoint of a comma-separated list of URLs (at least one).
+async fn resolve_all(urls: &str, allow_remote: bool) -> Result<Vec<Endpoint>, ClientError> {
+    let mut endpoints = Vec::new();
+    for url in urls.split(',').map(str::trim).filter(|url| !url.is_empty()) {
+        endpoints.push(Endpoint::resolve(url, allow_remote).await?);
+    }
+    if endpoints.is_empty() {
+        return Err(ClientError::Url { url: urls.to_owned(), reason: "no URL given".to_owned() });
+    }
+    Ok(endpoints)
+}
+
+/// Describes where `probes` read their figures.
+pub fn describe(probes: &[Probe]) -> String {
+    probes.iter().map(Probe::describe).collect::<Vec<_>>().join(" + ")
 }
 
 /// Total CPU seconds of `probes` so far; `None` when any cannot tell.

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::Context;
+use super::{cpu_seconds, describe, Context};
 use crate::cli::PairingArgs;
 use crate::client::{self, ClientError, Ws};
 use crate::limits::socket_budget;
@@ -56,7 +56,7 @@ pub async fn run(ctx: &Context, args: &PairingArgs) -> Report {
     if clients < args.clients {
         report.note(format!("{} clients asked; {clients} fit the open-file limit and make pairs", args.clients));
     }
-    let probe = ctx.entry_probe();
+    let probes = ctx.instances().unwrap_or_else(|| vec![ctx.entry_probe()]);
     let own_before = procfs::own_cpu_seconds();
     let redis_before = ctx.redis_snapshot(&mut report).await;
     let bar = progress::bar((clients * rounds) as u64, "pairing", ctx.quiet());
@@ -73,13 +73,13 @@ pub async fn run(ctx: &Context, args: &PairingArgs) -> Report {
             report.note(format!("time limit reached after {round} rounds"));
             break;
         }
-        let cpu_before = probe.cpu_seconds();
+        let cpu_before = cpu_seconds(&probes);
         let start = Instant::now();
         let Round { outcomes: got, sockets, errors: errs } =
             pair_up(ctx, clients, args.in_flight, deadline, &bar).await;
         let last = got.iter().map(|o| o.matched_at).max().unwrap_or(start);
         elapsed += (last - start).as_secs_f64();
-        server_cpu = server_cpu.zip(cpu_before.zip(probe.cpu_seconds())).map(|(sum, (a, b))| sum + b - a);
+        server_cpu = server_cpu.zip(cpu_before.zip(cpu_seconds(&probes))).map(|(sum, (a, b))| sum + b - a);
         doubles += watch_for_second_match(sockets).await;
         outcomes.extend(got);
         errors.merge(errs);
@@ -112,7 +112,7 @@ pub async fn run(ctx: &Context, args: &PairingArgs) -> Report {
                 Better::Higher,
             );
         }
-        None => report.note(format!("server CPU not measurable through {}", probe.describe())),
+        None => report.note(format!("server CPU not measurable through {}", describe(&probes))),
     }
     report.loadgen_cpu_s = procfs::own_cpu_seconds() - own_before;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{into_pairs, open_peers, Context};
+use super::{cpu_seconds, describe, into_pairs, open_peers, Context};
 use crate::cli::RelayArgs;
 use crate::client::{self, ClientError, Ws};
 use crate::payload::{self, Received, Shape, Side};
@@ -89,7 +89,10 @@ pub async fn run(ctx: &Context, args: &RelayArgs) -> Report {
         report.errors = errors;
         return report;
     }
-    let probe = server_probe(ctx, &pairs).await;
+    let probes = match ctx.instances() {
+        Some(instances) => instances,
+        None => vec![server_probe(ctx, &pairs).await],
+    };
 
     let start = Instant::now() + START_DELAY;
     let play = Play {
@@ -115,11 +118,11 @@ pub async fn run(ctx: &Context, args: &RelayArgs) -> Report {
     });
     tokio::time::sleep_until(start).await;
     let redis_before = ctx.redis_snapshot(&mut report).await;
-    let cpu_before = probe.cpu_seconds();
+    let cpu_before = cpu_seconds(&probes);
     let own_before = procfs::own_cpu_seconds();
     let pair_count = pairs.len();
     let mut played = play_pairs(pairs, play).await;
-    let cpu = cpu_before.zip(probe.cpu_seconds()).map(|(a, b)| b - a);
+    let cpu = cpu_before.zip(cpu_seconds(&probes)).map(|(a, b)| b - a);
     let redis_after = ctx.redis_snapshot(&mut report).await;
     ticker.abort();
     timer.finish_and_clear();
@@ -139,9 +142,9 @@ pub async fn run(ctx: &Context, args: &RelayArgs) -> Report {
                 "msg/CPU-s",
                 Better::Higher,
             );
-            report.note(format!("server CPU read from {}", probe.describe()));
+            report.note(format!("server CPU read from {}", describe(&probes)));
         }
-        None => report.note(format!("server CPU not measurable through {} (give --pid)", probe.describe())),
+        None => report.note(format!("server CPU not measurable through {} (give --pid)", describe(&probes))),
     }
     if let Some(summary) = played.rtt.summary() {
         report.latency("rtt", "round trip", &summary, true);
