@@ -181,6 +181,12 @@ impl Instance {
         format!("ws://{}/ws", self.signaler)
     }
 
+    /// SIGTERM: the instance drains and exits.
+    fn terminate(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill(); // SIGKILL: no cleanup of any kind
         let _ = self.child.wait();
@@ -278,6 +284,59 @@ async fn both_partners_go_to_a_new_instances_signaler_from_its_first_match() {
     assert_eq!(to_first["initiator"], true);
     assert_eq!(to_first["signalingUrl"], newcomer.signaler_url().as_str());
     assert_eq!(to_second["signalingUrl"], newcomer.signaler_url().as_str());
+}
+
+on_both!(
+    a_drained_instance_rehomes_its_waiting_client,
+    a_waiting_client_of_a_drained_instance_resumes_its_place_on_another_on_one_redis,
+    a_waiting_client_of_a_drained_instance_resumes_its_place_on_another_on_a_redis_cluster
+);
+
+async fn a_drained_instance_rehomes_its_waiting_client(redis: Redis) {
+    let mut draining = start_ready(&redis).await;
+    let staying = start_ready(&redis).await;
+    let mut first = Client::connect(&draining.url()).await;
+    let ready = first.recv_type("ready").await;
+    first.send(json!({"type":"available"})).await;
+    first.recv_type("queued").await;
+    draining.terminate();
+    assert_eq!(u16::from(first.expect_close().await.expect("a close frame").code), 1012);
+    // Someone else arrives meanwhile, on the other instance: the first keeps its place.
+    let (mut later, _) = connect(&staying.url()).await;
+    later.send(json!({"type":"available"})).await;
+    later.recv_type("queued").await;
+    let (mut again, _) = connect(&staying.url()).await;
+    again.send(json!({"type":"resume","token":ready["resumeToken"]})).await;
+    let resumed = again.recv_type("resumed").await;
+    assert_eq!((resumed["clientId"].clone(), resumed["state"].clone()), (ready["clientId"].clone(), json!("queued")));
+    let matched = again.recv_type("matched").await;
+    assert_eq!(matched["initiator"], true, "it waited longer");
+    assert_eq!(later.recv_type("matched").await["partnerId"], ready["clientId"]);
+}
+
+/// A peer alone in its room on a draining signaler takes its seat back on another instance,
+/// where its partner then finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_alone_on_a_drained_signaler_takes_its_seat_back_on_another() {
+    let redis = Redis::single();
+    let mut draining = start_ready(&redis).await;
+    let staying = start_ready(&redis).await;
+    let (mut a, a_id) = connect(&staying.url()).await;
+    let (mut b, _) = connect(&staying.url()).await;
+    let (a_matched, b_matched) = match_up(&mut a, &mut b).await;
+    let mut alone = Client::connect(&draining.signaler_url()).await;
+    alone.send(join(&a_matched)).await;
+    alone.recv_type("joined").await;
+    alone.send(json!({"type":"offer","sdp":"before the drain"})).await;
+    draining.terminate();
+    assert_eq!(u16::from(alone.expect_close().await.expect("a close frame").code), 1012);
+    let mut back = Client::connect(&staying.signaler_url()).await;
+    back.send(join(&a_matched)).await;
+    back.recv_type("joined").await;
+    let mut partner = Client::connect(&staying.signaler_url()).await;
+    partner.send(join(&b_matched)).await;
+    assert_eq!(partner.recv_type("joined").await["peers"], json!([a_id]));
+    assert_eq!(partner.recv_type("offer").await["sdp"], "before the drain");
 }
 
 /// Starts an instance and waits until it is ready (so instances started in turn take the

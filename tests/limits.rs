@@ -398,7 +398,11 @@ async fn one_socket_over_max_connections_gets_503_whatever_its_address() {
 
 #[tokio::test]
 async fn refused_upgrades_are_counted_in_metrics() {
-    let stack = stack(limits(|l| l.max_connections_per_ip = 1)).await;
+    let stack = stack(limits(|l| {
+        l.max_connections_per_ip = 1;
+        l.trusted_proxies = TrustedProxies::default();
+    }))
+    .await;
     let _open = open_sockets(&stack.sig_url(), 1).await;
     assert_eq!(upgrade_status(&stack.sig_url(), &[]).await, 429);
     let (_, _, metrics) = support::http_get(stack.signaler, "/metrics").await;
@@ -444,6 +448,86 @@ async fn addresses_a_client_writes_left_of_its_proxy_entry_are_not_believed() {
         upgrade_status(&url, &[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-for", "192.0.2.1")]).await,
         101
     );
+}
+
+/// The default burst, and a refill too slow to matter within one burst.
+fn default_burst() -> Limits {
+    limits(|l| l.messages_per_sec = 1)
+}
+
+#[tokio::test]
+async fn by_default_a_burst_of_256_messages_is_answered_in_full() {
+    let stack = stack(default_burst()).await;
+    for mut client in sockets(&stack).await {
+        assert_eq!(ping_burst(&mut client, 256).await, (256, 0));
+    }
+}
+
+#[tokio::test]
+async fn by_default_the_257th_message_of_a_burst_is_rate_limited_and_the_socket_stays_open() {
+    let stack = stack(default_burst()).await;
+    for mut client in sockets(&stack).await {
+        assert_eq!(ping_burst(&mut client, 257).await, (256, 1));
+        // The socket is still open: the next message after a token comes back is answered.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        client.assert_open().await;
+    }
+}
+
+/// The status and `Retry-After` of an upgrade to `url` with these headers (101 and none when
+/// accepted; the socket is then closed).
+async fn upgrade_answer(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>) {
+    match Client::connect_with_headers(url, headers).await {
+        Ok(client) => {
+            client.close().await;
+            (101, None)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            (response.status().as_u16(), retry_after)
+        }
+        Err(other) => panic!("upgrade failed without an HTTP answer: {other}"),
+    }
+}
+
+/// `n` sockets that a proxy on loopback (trusted by default) says come from `client`.
+async fn sockets_from(url: &str, client: &str, n: usize) -> Vec<Client> {
+    let mut open = Vec::new();
+    for _ in 0..n {
+        open.push(Client::connect_with_headers(url, &[("x-forwarded-for", client)]).await.unwrap());
+    }
+    open
+}
+
+#[tokio::test]
+async fn by_default_255_sockets_from_one_address_leave_room_for_another() {
+    let stack = stack(Limits::default()).await;
+    for url in [stack.mm_url(), stack.sig_url()] {
+        let _open = sockets_from(&url, "198.51.100.7", 255).await;
+        assert_eq!(upgrade_answer(&url, &[("x-forwarded-for", "198.51.100.7")]).await, (101, None));
+    }
+}
+
+#[tokio::test]
+async fn by_default_256_sockets_from_one_address_are_accepted_and_the_257th_gets_429_with_retry_after() {
+    let stack = stack(Limits::default()).await;
+    for url in [stack.mm_url(), stack.sig_url()] {
+        let _open = sockets_from(&url, "198.51.100.7", 256).await;
+        let retry_after = shared::limits::CONNECTION_RETRY_AFTER_SECS.to_string();
+        assert_eq!(upgrade_answer(&url, &[("x-forwarded-for", "198.51.100.7")]).await, (429, Some(retry_after)));
+        assert_eq!(upgrade_answer(&url, &[("x-forwarded-for", "198.51.100.8")]).await.0, 101, "another address");
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_that_names_no_client_counts_against_no_address() {
+    // One socket per address, and a proxy on loopback that sends no X-Forwarded-For.
+    let stack = stack(limits(|l| l.max_connections_per_ip = 1)).await;
+    for url in [stack.mm_url(), stack.sig_url()] {
+        let _open = open_sockets(&url, 3).await;
+        assert_eq!(upgrade_status(&url, &[]).await, 101);
+        assert_eq!(upgrade_status(&url, &[("x-forwarded-for", "198.51.100.9")]).await, 101);
+    }
 }
 
 #[test]

@@ -65,7 +65,7 @@ async fn clients_that_never_read_raise_server_memory_by_a_bounded_amount() {
     const STUCK: usize = 6;
     // Documented bound per stuck socket: OUTBOX_MAX_BYTES (1 MiB) plus the socket's write buffer
     // (1 MiB), plus one frame being read. Without the byte limit each would hold up to
-    // OUTBOX_CAPACITY (256) x 60 KB = 15 MB.
+    // OUTBOX_CAPACITY (1024) x 60 KB = 60 MB.
     const BOUND_PER_SOCKET_MIB: f64 = 3.0;
     const SLACK_MIB: f64 = 16.0;
     let runner = Runner::start(&[("MESSAGES_PER_SEC", "100000"), ("MESSAGE_BURST", "100000")]);

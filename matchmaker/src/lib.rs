@@ -100,7 +100,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     };
     let server = Server {
         service: Arc::new(service),
-        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), queue), &config),
+        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), queue.clone()), &config),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits::new(&config.common, &config.limits),
         gate,
@@ -108,6 +108,8 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         metrics,
     };
     server.run(listener).await;
+    // Clients that are not in a chat move to another instance now; the others at the end.
+    queue.apply(rules::matchmaking::Input::Drain { home }).await;
     let drained = lifecycle.wait(config.common.shutdown_grace).await;
     if let Some(backend) = backend {
         backend.stop().await;

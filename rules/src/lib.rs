@@ -8,17 +8,20 @@
 //!
 //! Layout:
 //! - [`ids`]: client, room and peer ids, sockets (`Conn`) and the random source for new ids.
+//! - [`closing`]: how a draining instance's sockets are closed.
 //! - [`time`]: milliseconds, as the shells pass them in.
 //! - [`timers`]: the deadlines a core waits for.
 //! - [`matchmaking`]: the queue, pairing, matches, resume.
 //! - [`rooms`]: one room's admission, relay, holding and leaving; every room of a shell.
 #![forbid(unsafe_code)]
 
+pub mod closing;
 pub mod ids;
 pub mod matchmaking;
 pub mod rooms;
 pub mod time;
 pub mod timers;
 
+pub use closing::Closing;
 pub use ids::{ClientId, Conn, HomeId, Ids, PeerId, RoomId};
 pub use time::Millis;

@@ -23,8 +23,10 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 65_536;
 pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Default `PING_INTERVAL_SECS`: WebSocket pings; a socket silent for two intervals is dropped.
 pub const DEFAULT_PING_INTERVAL_SECS: u64 = 30;
-/// Default `OUTBOX_CAPACITY`: messages queued for one socket before it counts as too slow.
-pub const DEFAULT_OUTBOX_CAPACITY: usize = 256;
+/// Default `OUTBOX_CAPACITY`: messages queued for one socket before it counts as too slow. Well
+/// above a partner's full burst (`MESSAGE_BURST`), relayed at once to a client on a slow link; an
+/// empty queue holds no buffer, so this is a bound, not a cost.
+pub const DEFAULT_OUTBOX_CAPACITY: usize = 1024;
 /// Default `REDIS_KEY_PREFIX`: what every key this service writes in Redis starts with.
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "strangers";
 /// Default `RESUME_GRACE_SECS`: how long a client whose socket dropped keeps its place, its

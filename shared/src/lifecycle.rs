@@ -9,6 +9,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::ws::Sockets;
 
+/// How long before the end of the shutdown grace period the sockets still open are closed with
+/// 1001: time for the close handshake (at most 1 s per socket, all at once) and what the
+/// sessions do when they end, before the process exits.
+pub const CLOSING_TIME: Duration = Duration::from_secs(2);
+
 /// Shared by everything a service runs: one token that starts shutdown, the open sockets it
 /// closes, one tracker that knows every task still running, and the readiness flags `/readyz`
 /// reports.
@@ -36,10 +41,12 @@ impl Lifecycle {
         &self.sockets
     }
 
-    /// Starts shutdown: readiness turns false, sockets get close code 1001, the listener stops.
+    /// Starts shutdown: readiness turns false, the listener stops, and no new socket is
+    /// admitted. Open sockets stay: the service drains them (clients not in a chat get 1012 at
+    /// once), and [`Lifecycle::wait`] closes the rest with 1001 at the end of the grace period.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();
-        self.sockets.close_all();
+        self.sockets.refuse_new();
     }
 
     /// Whether shutdown has started.
@@ -66,11 +73,17 @@ impl Lifecycle {
         self.tasks.spawn(task)
     }
 
-    /// After [`begin_shutdown`](Self::begin_shutdown): waits for every task, at most `grace`.
-    /// Returns whether all of them finished in time.
+    /// After [`begin_shutdown`](Self::begin_shutdown): waits for every task; the sockets still
+    /// open when `grace` is nearly over ([`CLOSING_TIME`] before) get close code 1001, and the
+    /// wait ends at `grace`. Returns whether every task finished in time.
     pub async fn wait(&self, grace: Duration) -> bool {
         self.tasks.close();
-        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+        let until_close = grace.saturating_sub(CLOSING_TIME);
+        if tokio::time::timeout(until_close, self.tasks.wait()).await.is_ok() {
+            return true;
+        }
+        self.sockets.close_all();
+        tokio::time::timeout(grace - until_close, self.tasks.wait()).await.is_ok()
     }
 }
 

@@ -22,7 +22,7 @@ use tracing::Instrument;
 use warp::{Filter, Reply};
 
 use crate::lifecycle::Lifecycle;
-use crate::limits::{ConnectionGate, ConnectionSlot, Refusal};
+use crate::limits::{ConnectionGate, ConnectionSlot, Refusal, CONNECTION_RETRY_AFTER_SECS};
 use crate::metrics::Metrics;
 use crate::origin::AllowedOrigins;
 use crate::ws::{self, Outbox, Session, SocketLimits};
@@ -158,10 +158,12 @@ where
             Ok(slot) => slot,
             Err(refusal) => {
                 tracing::info!(%peer, client = %client_ip, ?refusal, "connection refused by a limit");
-                return match refusal {
+                let mut response = match refusal {
                     Refusal::InstanceFull => plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
                     Refusal::IpFull => plain(StatusCode::TOO_MANY_REQUESTS, "too many connections from your address"),
                 };
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(CONNECTION_RETRY_AFTER_SECS));
+                return response;
             }
         };
         let accept = derive_accept_key(key.as_bytes());
@@ -200,7 +202,11 @@ where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let (outbox, open) = self.lifecycle.sockets().open(&self.limits, self.metrics.errors.clone());
-        let span = tracing::info_span!("ws", conn = %outbox.id(), peer = %request.peer, client = %request.client_ip);
+        // At debug level only: a span lives as long as its socket and is entered on every poll
+        // of it, which at the default level costs relay throughput and memory per idle socket
+        // (README, Performance). The few socket events logged at info or above name their
+        // connection themselves.
+        let span = tracing::debug_span!("ws", conn = %outbox.id(), peer = %request.peer, client = %request.client_ip);
         self.metrics.connections.inc();
         self.metrics.connections_accepted.inc();
         async {

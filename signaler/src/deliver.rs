@@ -47,12 +47,7 @@ pub struct Figures {
 
 /// Delivers one output to a socket of this instance (if it is still open).
 pub fn deliver(locals: &Locals, figures: &Figures, output: Output<Text>) {
-    let to = match &output {
-        Output::Relay { to, .. } | Output::Notice { to, .. } | Output::Refuse { to, .. } | Output::Replace { to } => {
-            *to
-        }
-    };
-    let Some(outbox) = locals.get(to.socket) else { return };
+    let Some(outbox) = locals.get(output.to().socket) else { return };
     deliver_to(&outbox, figures, output);
 }
 
@@ -68,6 +63,10 @@ pub fn deliver_to(outbox: &Outbox, figures: &Figures, output: Output<Text>) {
         }
         Output::Refuse { refusal, .. } => outbox.reject(&refused(refusal)),
         Output::Replace { .. } => outbox.close(CLOSE_REPLACED, "replaced by a newer connection with the same ticket"),
+        Output::Close { code, .. } => {
+            let (code, reason) = shared::ws::drain_close(code);
+            outbox.close(code, reason);
+        }
     }
 }
 

@@ -33,7 +33,7 @@ use warp::Filter;
 use crate::deliver::Figures;
 use crate::locals::Locals;
 use crate::rooms::map::{Alone, RoomMap};
-use crate::rooms::Rooms;
+use crate::rooms::{Place, Rooms};
 use crate::session::PeerSession;
 
 /// Default `PORT` of the signaler.
@@ -125,15 +125,15 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
                 &lifecycle,
             )
             .await?;
-            Rooms::Redis(redis)
+            Place::Redis(redis)
         }
         None => {
             let map = Arc::new(RoomMap::new(settings, home, locals.clone(), figures.clone(), Box::new(Alone)));
             tokio::spawn(map.clone().run_timers(stop_timers.clone()));
-            Rooms::Memory { map, locals: locals.clone(), figures }
+            Place::Memory { map, figures }
         }
     };
-    let rooms = Arc::new(rooms);
+    let rooms = Arc::new(Rooms::new(rooms, home, locals.clone()));
     let service = Signaler { home, rooms: rooms.clone(), locals, tickets };
     let server = Server {
         service: Arc::new(service),
@@ -145,9 +145,10 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         metrics,
     };
     server.run(listener).await;
+    rooms.drain().await;
     let drained = lifecycle.wait(config.common.shutdown_grace).await;
     stop_timers.cancel();
-    if let Rooms::Redis(redis) = &*rooms {
+    if let Some(redis) = rooms.redis() {
         redis.stop().await;
     }
     Ok(drained)

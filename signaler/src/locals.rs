@@ -24,6 +24,11 @@ impl Locals {
         self.0.get(&socket).map(|o| o.clone())
     }
 
+    /// Every open socket (for a drain).
+    pub fn sockets(&self) -> Vec<(u64, Outbox)> {
+        self.0.iter().map(|entry| (*entry.key(), entry.value().clone())).collect()
+    }
+
     /// How many sockets are open.
     pub fn len(&self) -> usize {
         self.0.len()

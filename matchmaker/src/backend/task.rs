@@ -226,7 +226,11 @@ impl QueueTask {
                         local.outbox.reject(&unavailable());
                     }
                 }
-                Input::Connect { .. } | Input::Closed { .. } | Input::Presence { .. } | Input::HomeGone { .. } => {
+                Input::Connect { .. }
+                | Input::Closed { .. }
+                | Input::Presence { .. }
+                | Input::HomeGone { .. }
+                | Input::Drain { .. } => {
                     retry.push_back(input);
                 }
             }
@@ -420,9 +424,7 @@ fn write_changes(batch: &mut Batch, keys: &Keys, changes: Vec<(ClientId, Option<
 fn write_events(batch: &mut Batch, keys: &Keys, outputs: Vec<Output>) {
     let mut by_home: Vec<(HomeId, Vec<Vec<u8>>)> = Vec::new();
     for output in outputs {
-        let home = match &output {
-            Output::Send { to, .. } | Output::Confirm { to, .. } | Output::Replace { to } => to.home,
-        };
+        let home = output.to().home;
         let entry = wire::encode(&output);
         match by_home.iter_mut().find(|(h, _)| *h == home) {
             Some((_, entries)) => entries.push(entry),

@@ -60,9 +60,7 @@ impl Shell {
         loop {
             let mut answers = Vec::new();
             for output in self.core.outputs() {
-                let conn = match &output {
-                    Output::Send { to, .. } | Output::Confirm { to, .. } | Output::Replace { to } => *to,
-                };
+                let conn = output.to();
                 if conn.home != self.home {
                     outcome.remote.push(output);
                 } else if let Output::Confirm { to, check } = output {
@@ -101,6 +99,12 @@ pub fn deliver(locals: &Locals, delivery: &Delivery, figures: &Figures, outputs:
             Output::Replace { to } => {
                 if let Some(local) = locals.get(to.socket) {
                     local.outbox.close(shared::ws::CLOSE_REPLACED, "resumed on another connection");
+                }
+            }
+            Output::Close { to, code } => {
+                if let Some(local) = locals.get(to.socket) {
+                    let (code, reason) = shared::ws::drain_close(code);
+                    local.outbox.close(code, reason);
                 }
             }
             Output::Confirm { .. } => {}

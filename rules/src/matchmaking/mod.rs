@@ -18,6 +18,10 @@
 //!   it keeps its place (but is not paired) or its match (the partner hears `partner-away`).
 //!   A resume on a new socket brings it back; when the window ends it has left.
 //! - A clean close, or any close with no grace window, is a `leave` at once.
+//! - Drain: when an instance shuts down on purpose, its clients that are not in a chat are
+//!   closed with 1012 ([`Closing::Restart`]) at once, so that they resume on another instance
+//!   and keep their place; they are not paired meanwhile. A chatting client stays until its
+//!   chat ends: then it is closed too, with 1001 if it ended the chat with `leave`, else 1012.
 
 mod client;
 mod queue;
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::client::{Client, Standing};
 use self::queue::Queue;
+use crate::closing::Closing;
 use crate::ids::{ClientId, Conn, HomeId, Ids, RoomId};
 use crate::time::Millis;
 use crate::timers::Timers;
@@ -103,6 +108,11 @@ pub enum Input {
     },
     /// An instance is gone (it died or shut down): its sockets are gone without a goodbye.
     HomeGone {
+        /// The instance.
+        home: HomeId,
+    },
+    /// An instance is shutting down on purpose: its clients move elsewhere (see the drain rule).
+    Drain {
         /// The instance.
         home: HomeId,
     },
@@ -202,6 +212,25 @@ pub enum Output {
         /// The old socket.
         to: Conn,
     },
+    /// Close `to`, a socket of a draining instance, as `code` says.
+    Close {
+        /// The socket.
+        to: Conn,
+        /// How.
+        code: Closing,
+    },
+}
+
+impl Output {
+    /// The socket it is about.
+    pub fn to(&self) -> Conn {
+        match self {
+            Output::Send { to, .. }
+            | Output::Confirm { to, .. }
+            | Output::Replace { to }
+            | Output::Close { to, .. } => *to,
+        }
+    }
 }
 
 /// Counts for `/api/stats` and `/metrics`.
@@ -242,6 +271,12 @@ pub struct Matchmaking {
     unsettled: Vec<ClientId>,
     /// Clients whose record changed since the last [`Matchmaking::take_changes`], when tracked.
     changed: Option<Vec<ClientId>>,
+    /// Instances draining. (Kept by the owner of the queue alone: an owner that takes over
+    /// meanwhile does not know of them, and their chatting clients then stay until their
+    /// instance closes them with 1001.)
+    draining: Vec<HomeId>,
+    /// Clients of draining instances to close at the end of the step, and how.
+    closing: Vec<(ClientId, Closing)>,
 }
 
 impl Matchmaking {
@@ -264,6 +299,8 @@ impl Matchmaking {
             out: Vec::new(),
             unsettled: Vec::new(),
             changed: None,
+            draining: Vec::new(),
+            closing: Vec::new(),
         }
     }
 
@@ -344,6 +381,7 @@ impl Matchmaking {
     pub fn apply(&mut self, now: Millis, input: Input) {
         self.apply_one(now, input);
         self.settle_all(now);
+        self.close_drained();
     }
 
     fn apply_one(&mut self, now: Millis, input: Input) {
@@ -363,6 +401,9 @@ impl Matchmaking {
                 if let Some(id) = self.by_conn.get(&conn).copied() {
                     self.leave(id, now);
                     self.send(id, Event::Left);
+                    if self.is_draining(conn.home) {
+                        self.closing.push((id, Closing::GoingAway));
+                    }
                 }
             }
             Input::Closed { conn, clean } => {
@@ -390,6 +431,17 @@ impl Matchmaking {
                         self.go_away(id, now);
                     }
                 }
+                self.draining.retain(|h| *h != home);
+            }
+            Input::Drain { home } => {
+                if !self.is_draining(home) {
+                    self.draining.push(home);
+                }
+                let idle = self.clients.iter().filter(|(_, c)| {
+                    c.present && c.conn.home == home && !matches!(c.standing, Standing::Matched { .. })
+                });
+                let restart: Vec<(ClientId, Closing)> = idle.map(|(id, _)| (*id, Closing::Restart)).collect();
+                self.closing.extend(restart);
             }
         }
     }
@@ -417,6 +469,7 @@ impl Matchmaking {
             }
         }
         self.settle_all(now);
+        self.close_drained();
     }
 
     /// When [`Matchmaking::tick`] should next be called.
@@ -713,10 +766,16 @@ impl Matchmaking {
     fn try_pair(&mut self, id: ClientId, now: Millis) {
         let Some(client) = self.clients.get(&id) else { return };
         let Standing::Waiting { seq, .. } = client.standing else { return };
-        if !client.present {
+        if !client.present || self.is_draining(client.conn.home) {
             return;
         }
-        let Some((other_seq, other)) = self.queue.oldest_for(id, |_| true) else { return };
+        let found = if self.draining.is_empty() {
+            self.queue.oldest_for(id, |_| true)
+        } else {
+            let (clients, draining) = (&self.clients, &self.draining);
+            self.queue.oldest_for(id, |other| clients.get(&other).is_some_and(|c| !draining.contains(&c.conn.home)))
+        };
+        let Some((other_seq, other)) = found else { return };
         let (older, newer) = if other_seq < seq { (other, id) } else { (id, other) };
         self.pair(older, newer, now);
     }
@@ -758,7 +817,33 @@ impl Matchmaking {
     fn set_standing(&mut self, id: ClientId, standing: Standing) {
         if let Some(client) = self.clients.get_mut(&id) {
             client.standing = standing;
+            let home = client.conn.home;
             self.touch(id);
+            if !matches!(standing, Standing::Matched { .. }) && self.is_draining(home) {
+                self.closing.push((id, Closing::Restart));
+            }
+        }
+    }
+
+    fn is_draining(&self, home: HomeId) -> bool {
+        !self.draining.is_empty() && self.draining.contains(&home)
+    }
+
+    /// Closes the sockets of draining instances whose clients are not (or no longer) in a
+    /// chat, after everything the step told them; `GoingAway` wins over `Restart`.
+    fn close_drained(&mut self) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let mut closing = std::mem::take(&mut self.closing);
+        closing.sort_unstable_by_key(|(id, code)| (*id, *code != Closing::GoingAway));
+        closing.dedup_by_key(|(id, _)| *id);
+        for (id, code) in closing {
+            let Some(client) = self.clients.get(&id) else { continue };
+            let in_chat = matches!(client.standing, Standing::Matched { .. });
+            if client.present && !in_chat && self.is_draining(client.conn.home) {
+                self.out.push(Output::Close { to: client.conn, code });
+            }
         }
     }
 

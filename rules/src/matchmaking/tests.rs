@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::ids::Ids;
+use crate::Closing;
 
 const HOME: HomeId = uuid::Uuid::from_u128(1);
 const OTHER_HOME: HomeId = uuid::Uuid::from_u128(2);
@@ -17,6 +18,8 @@ struct Sim {
     heard: HashMap<ClientId, Vec<Event>>,
     /// Sockets closed as replaced.
     replaced: Vec<Conn>,
+    /// Sockets closed by a drain, and how.
+    drained: Vec<(Conn, Closing)>,
     /// Presence checks left unanswered (for tests that answer them by hand).
     pending: Vec<(Conn, u64)>,
     auto_confirm: bool,
@@ -36,6 +39,7 @@ impl Sim {
             next_socket: 1,
             heard: HashMap::new(),
             replaced: Vec::new(),
+            drained: Vec::new(),
             pending: Vec::new(),
             auto_confirm: true,
             closed: Vec::new(),
@@ -75,6 +79,7 @@ impl Sim {
                 match output {
                     Output::Send { client, event, .. } => self.heard.entry(client).or_default().push(event),
                     Output::Replace { to } => self.replaced.push(to),
+                    Output::Close { to, code } => self.drained.push((to, code)),
                     Output::Confirm { to, check } => {
                         if self.auto_confirm {
                             let present = !self.closed.contains(&to);
@@ -468,4 +473,101 @@ fn changes_are_tracked_for_the_records_kept_elsewhere() {
     assert!(matches!(changes[0].1.as_ref().map(|c| &c.standing), Some(Standing::Waiting { .. })));
     mm.apply(0, Input::Closed { conn, clean: true });
     assert_eq!(mm.take_changes(), vec![(id, None)]);
+}
+
+// ---- drain ---------------------------------------------------------------------------------
+
+/// `a` on this instance and `b` on the other, matched.
+fn chatting_across(sim: &mut Sim) -> ((Conn, ClientId), (Conn, ClientId)) {
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect_at(OTHER_HOME);
+    sim.available(a);
+    sim.available(b);
+    assert_eq!(sim.matched_with(a_id), Some(b_id));
+    sim.take(b_id);
+    ((a, a_id), (b, b_id))
+}
+
+#[test]
+fn a_drain_closes_the_idle_and_waiting_clients_of_its_instance_with_1012_at_once() {
+    let mut sim = Sim::new();
+    let (idle, _) = sim.connect();
+    let (waiting, _) = sim.connect();
+    sim.available(waiting);
+    let (elsewhere, _) = sim.connect_at(OTHER_HOME);
+    sim.apply(Input::Drain { home: HOME });
+    sim.drained.sort();
+    assert_eq!(sim.drained, vec![(idle, Closing::Restart), (waiting, Closing::Restart)]);
+    assert!(!sim.drained.iter().any(|(c, _)| *c == elsewhere));
+}
+
+#[test]
+fn a_drain_leaves_chatting_clients_in_their_chat() {
+    let mut sim = Sim::new();
+    let ((_, a_id), (_, b_id)) = chatting_across(&mut sim);
+    sim.apply(Input::Drain { home: HOME });
+    assert_eq!(sim.drained, vec![]);
+    assert_eq!((sim.take(a_id), sim.take(b_id)), (vec![], vec![]));
+}
+
+#[test]
+fn a_chatting_client_of_a_draining_instance_is_closed_with_1012_once_its_partner_leaves() {
+    let mut sim = Sim::new();
+    let ((a, a_id), (b, _)) = chatting_across(&mut sim);
+    sim.apply(Input::Drain { home: HOME });
+    sim.apply(Input::Leave { conn: b });
+    assert!(sim.take(a_id).iter().any(|e| matches!(e, Event::PartnerLeft { .. })));
+    assert_eq!(sim.drained, vec![(a, Closing::Restart)]);
+}
+
+#[test]
+fn a_chatting_client_of_a_draining_instance_that_presses_next_is_closed_with_1012() {
+    let mut sim = Sim::new();
+    let ((a, _), _) = chatting_across(&mut sim);
+    sim.apply(Input::Drain { home: HOME });
+    sim.apply(Input::Next { conn: a });
+    assert_eq!(sim.drained, vec![(a, Closing::Restart)]);
+}
+
+#[test]
+fn a_chatting_client_of_a_draining_instance_that_sends_leave_hears_left_and_is_closed_with_1001() {
+    let mut sim = Sim::new();
+    let ((a, a_id), _) = chatting_across(&mut sim);
+    sim.apply(Input::Drain { home: HOME });
+    sim.apply(Input::Leave { conn: a });
+    assert_eq!(sim.take(a_id).last(), Some(&Event::Left));
+    assert_eq!(sim.drained, vec![(a, Closing::GoingAway)]);
+}
+
+#[test]
+fn nobody_is_paired_with_a_client_of_a_draining_instance() {
+    let mut sim = Sim::new();
+    let (here, here_id) = sim.connect();
+    sim.available(here);
+    sim.apply(Input::Drain { home: HOME });
+    let (there, there_id) = sim.connect_at(OTHER_HOME);
+    sim.available(there);
+    assert!(!matched(&sim.take(here_id)) && !matched(&sim.take(there_id)));
+    assert_eq!(sim.mm.stats().waiting, 2);
+    let _ = here;
+}
+
+#[test]
+fn a_waiting_client_closed_by_a_drain_resumes_on_another_instance_in_its_place() {
+    let mut sim = Sim::new();
+    let (old, id) = sim.connect();
+    sim.available(old);
+    sim.apply(Input::Drain { home: HOME });
+    // The 1012 is not a goodbye: the client is away, and keeps its place.
+    sim.apply(Input::Closed { conn: old, clean: false });
+    let (later, later_id) = sim.connect_at(OTHER_HOME);
+    sim.available(later);
+    let (new, _) = sim.connect_at(OTHER_HOME);
+    let generation = sim.mm.client(id).map(|c| c.generation).unwrap();
+    sim.apply(Input::Resume { conn: new, client: id, generation });
+    let heard = sim.take(id);
+    assert!(
+        heard.iter().any(|e| matches!(e, Event::Matched { partner, initiator: true, .. } if *partner == later_id)),
+        "{heard:?}"
+    );
 }

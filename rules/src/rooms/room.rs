@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::hold::{Hold, HoldFull};
+use crate::closing::Closing;
 use crate::ids::{Conn, HomeId, PeerId, RoomId};
 use crate::time::Millis;
 
@@ -117,6 +118,12 @@ pub enum Input<T> {
         /// The instance.
         home: HomeId,
     },
+    /// An instance is shutting down on purpose: a peer of it that is alone in the room (or comes
+    /// to be) is closed with 1012, so that it takes its seat back through another instance.
+    Drain {
+        /// The instance.
+        home: HomeId,
+    },
     /// The room changed hands (its owner died) and a socket that joined it before says so: it
     /// is a member again, as it was, and nobody is told (everyone already knew).
     Rejoin {
@@ -207,6 +214,26 @@ pub enum Output<T> {
         /// The old socket.
         to: Conn,
     },
+    /// Close `to`, a socket of a draining instance, as `code` says.
+    Close {
+        /// The socket.
+        to: Conn,
+        /// How.
+        code: Closing,
+    },
+}
+
+impl<T> Output<T> {
+    /// The socket it is for.
+    pub fn to(&self) -> Conn {
+        match self {
+            Output::Relay { to, .. }
+            | Output::Notice { to, .. }
+            | Output::Refuse { to, .. }
+            | Output::Replace { to }
+            | Output::Close { to, .. } => *to,
+        }
+    }
 }
 
 /// One member.
@@ -218,6 +245,15 @@ struct Member<T> {
     away_since: Option<Millis>,
     /// What the others sent while it was away.
     held: Hold<T>,
+    /// Closed because its instance drains (told once).
+    drained: bool,
+}
+
+impl<T> Member<T> {
+    /// A peer that just came in on `conn`.
+    fn new(peer: PeerId, conn: Conn) -> Self {
+        Member { peer, conn, present: true, away_since: None, held: Hold::default(), drained: false }
+    }
 }
 
 /// A room.
@@ -236,6 +272,8 @@ pub struct Room<T> {
     out: Vec<Output<T>>,
     /// Whether who is in the room (or how) changed since [`Room::take_changed`].
     changed: bool,
+    /// Instances draining, with a peer here. (Kept by the owner alone, like the matchmaker's.)
+    draining: Vec<HomeId>,
 }
 
 /// A member as kept outside the process, for another owner to rebuild the room.
@@ -278,6 +316,7 @@ impl<T: Payload> Room<T> {
             emptied_at: Some(now),
             out: Vec::new(),
             changed: true,
+            draining: Vec::new(),
         }
     }
 
@@ -292,6 +331,7 @@ impl<T: Payload> Room<T> {
                 present: m.present,
                 away_since: m.away_since,
                 held: Hold::default(),
+                drained: false,
             })
             .collect();
         Room {
@@ -304,6 +344,7 @@ impl<T: Payload> Room<T> {
             emptied_at: record.emptied_at,
             out: Vec::new(),
             changed: false,
+            draining: Vec::new(),
         }
     }
 
@@ -406,13 +447,34 @@ impl<T: Payload> Room<T> {
                 }
             }
             Input::Rejoin { conn, peer, admits_until } => self.rejoin(conn, peer, admits_until),
+            Input::Drain { home } => {
+                if !self.draining.contains(&home) {
+                    self.draining.push(home);
+                }
+            }
             Input::HomeGone { home } => {
                 let gone: Vec<Conn> =
                     self.members.iter().filter(|m| m.present && m.conn.home == home).map(|m| m.conn).collect();
                 for conn in gone {
                     self.apply(now, Input::Closed { conn, clean: false });
                 }
+                self.draining.retain(|h| *h != home);
             }
+        }
+        self.close_lonely();
+    }
+
+    /// A peer of a draining instance that is alone in the room is closed with 1012, once: it
+    /// takes its seat back through another instance.
+    fn close_lonely(&mut self) {
+        if self.draining.is_empty() || self.members.len() != 1 {
+            return;
+        }
+        let draining = &self.draining;
+        let member = &mut self.members[0];
+        if member.present && !member.drained && draining.contains(&member.conn.home) {
+            member.drained = true;
+            self.out.push(Output::Close { to: member.conn, code: Closing::Restart });
         }
     }
 
@@ -428,6 +490,7 @@ impl<T: Payload> Room<T> {
         for conn in over {
             self.leave(conn, now);
         }
+        self.close_lonely();
         if now > self.admits_until {
             // Nobody can join with an expired ticket: what waits for them never leaves.
             self.before_join.clear();
@@ -448,6 +511,7 @@ impl<T: Payload> Room<T> {
                 member.conn = conn;
                 member.present = true;
                 member.away_since = None;
+                member.drained = false;
                 let held = std::mem::take(&mut member.held);
                 self.changed = true;
                 let peers = self.others(peer);
@@ -474,7 +538,7 @@ impl<T: Payload> Room<T> {
                 self.admits_until = self.admits_until.max(admits_until);
                 self.emptied_at = None;
                 let peers = self.others(peer);
-                self.members.push(Member { peer, conn, present: true, away_since: None, held: Hold::default() });
+                self.members.push(Member::new(peer, conn));
                 self.changed = true;
                 self.notice(conn, Notice::Joined { room: self.id, peer, peers });
                 self.tell_others(peer, Notice::PeerJoined { peer });
@@ -502,7 +566,7 @@ impl<T: Payload> Room<T> {
             None if count < capacity => {
                 self.admits_until = self.admits_until.max(admits_until);
                 self.emptied_at = None;
-                self.members.push(Member { peer, conn, present: true, away_since: None, held: Hold::default() });
+                self.members.push(Member::new(peer, conn));
                 self.changed = true;
             }
             None => {}

@@ -3,6 +3,7 @@
 use super::*;
 use crate::ids::{Conn, HomeId, PeerId};
 use crate::time::Millis;
+use crate::Closing;
 
 const HOME: HomeId = uuid::Uuid::from_u128(1);
 const NOW: Millis = 1_000_000;
@@ -304,4 +305,69 @@ fn a_rejoin_after_a_takeover_restores_a_member_without_telling_anyone() {
     rebuilt.apply(NOW, Input::Rejoin { conn: conn(2), peer: peer(2), admits_until: ADMITS });
     assert!(rebuilt.outputs().next().is_none());
     assert_eq!(relayed_to(&relay(&mut rebuilt, 1, None, "hi"), 2), vec!["hi".to_owned()]);
+}
+
+// ---- drain ---------------------------------------------------------------------------------
+
+fn closed(outputs: &[Output<String>]) -> Vec<(Conn, Closing)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Close { to, code } => Some((*to, *code)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn drain(room: &mut Room<String>) -> Vec<Output<String>> {
+    room.apply(NOW, Input::Drain { home: HOME });
+    room.outputs().collect()
+}
+
+#[test]
+fn a_drain_closes_a_peer_alone_in_its_room_with_1012() {
+    let mut room = matched();
+    join(&mut room, 1);
+    assert_eq!(closed(&drain(&mut room)), vec![(conn(1), Closing::Restart)]);
+}
+
+#[test]
+fn a_drain_leaves_peers_in_a_chat_in_it() {
+    let mut room = matched();
+    join(&mut room, 1);
+    join(&mut room, 2);
+    assert_eq!(closed(&drain(&mut room)), vec![]);
+}
+
+#[test]
+fn during_a_drain_a_peer_whose_partner_leaves_is_closed_with_1012_once() {
+    let mut room = matched();
+    join(&mut room, 1);
+    join(&mut room, 2);
+    drain(&mut room);
+    room.apply(NOW, Input::Leave { conn: conn(2) });
+    assert_eq!(closed(&room.outputs().collect::<Vec<_>>()), vec![(conn(1), Closing::Restart)]);
+    assert_eq!(closed(&relay(&mut room, 1, None, "still here")), vec![], "told once");
+}
+
+#[test]
+fn a_drain_of_another_instance_closes_nobody_here() {
+    let mut room = matched();
+    join(&mut room, 1);
+    room.apply(NOW, Input::Drain { home: uuid::Uuid::from_u128(2) });
+    assert_eq!(closed(&room.outputs().collect::<Vec<_>>()), vec![]);
+}
+
+#[test]
+fn a_peer_closed_by_a_drain_keeps_its_seat_and_takes_it_back_from_another_instance() {
+    let mut room = matched();
+    join(&mut room, 1);
+    drain(&mut room);
+    room.apply(NOW, Input::Closed { conn: conn(1), clean: false });
+    room.outputs().for_each(drop);
+    let elsewhere = Conn::new(uuid::Uuid::from_u128(2), 9);
+    room.apply(NOW + 1_000, Input::Join { conn: elsewhere, peer: peer(1), admits_until: ADMITS });
+    let out: Vec<_> = room.outputs().collect();
+    assert!(matches!(out.first(), Some(Output::Notice { to, notice: Notice::Joined { .. } }) if *to == elsewhere));
+    assert_eq!(closed(&out), vec![]);
 }

@@ -92,16 +92,18 @@ impl ConnectionGate {
     }
 
     /// Takes a place for a socket from `client`; the place is given back when the returned slot
-    /// is dropped.
+    /// is dropped. A client that is itself a trusted proxy (one that named nobody in
+    /// `X-Forwarded-For`) cannot be told apart from the others behind it, so it counts against
+    /// the instance's limit only.
     ///
     /// # Errors
     /// Which limit refused it.
     pub fn admit(&self, client: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        let key = ip_key(client);
+        let key = (!self.0.trusted_proxies.contains(client)).then(|| ip_key(client));
         let mut counts = self.0.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let refusal = if counts.total >= self.0.max_total {
             Some(Refusal::InstanceFull)
-        } else if counts.per_ip.get(&key).copied().unwrap_or(0) >= self.0.max_per_ip {
+        } else if key.is_some_and(|key| counts.per_ip.get(&key).copied().unwrap_or(0) >= self.0.max_per_ip) {
             Some(Refusal::IpFull)
         } else {
             None
@@ -112,7 +114,9 @@ impl ConnectionGate {
             return Err(refusal);
         }
         counts.total += 1;
-        *counts.per_ip.entry(key).or_insert(0) += 1;
+        if let Some(key) = key {
+            *counts.per_ip.entry(key).or_insert(0) += 1;
+        }
         Ok(ConnectionSlot { gate: self.0.clone(), key })
     }
 
@@ -132,17 +136,19 @@ impl ConnectionGate {
 #[derive(Debug)]
 pub struct ConnectionSlot {
     gate: Arc<GateInner>,
-    key: IpAddr,
+    /// The address it counts against, if any.
+    key: Option<IpAddr>,
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut counts = self.gate.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_ip.get_mut(&self.key) {
+        let Some(key) = self.key else { return };
+        if let Some(n) = counts.per_ip.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                counts.per_ip.remove(&self.key);
+                counts.per_ip.remove(&key);
             }
         }
     }
@@ -188,5 +194,16 @@ mod tests {
         drop(slots);
         assert_eq!(gate.open(ip("203.0.113.1")), (0, 0));
         assert_eq!(gate.clients(), 0, "the per-IP table forgets clients with no socket");
+    }
+
+    #[test]
+    fn a_trusted_proxy_that_names_no_client_counts_against_the_instance_only() {
+        let gate = ConnectionGate::new(&limits(3, 1));
+        let proxy = ip("127.0.0.1");
+        let slots: Vec<_> = (0..3).map(|_| gate.admit(proxy).unwrap()).collect();
+        assert_eq!(gate.open(proxy), (3, 0));
+        assert_eq!(gate.admit(proxy).unwrap_err(), Refusal::InstanceFull);
+        drop(slots);
+        assert_eq!(gate.open(proxy), (0, 0));
     }
 }

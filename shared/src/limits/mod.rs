@@ -2,9 +2,10 @@
 //! socket, `next` presses per minute, connections per client IP and per instance, and the bytes
 //! a socket's send queue may hold. Also where a client's IP comes from (`TRUSTED_PROXIES`).
 //!
-//! The defaults are sized so that an honest browser never meets them: a WebRTC negotiation is an
-//! offer or answer and 10-40 ICE candidates in a burst, a person presses Next at most every second
-//! or so, and a household or office behind one NAT address holds a handful of sockets.
+//! The defaults are sized so that an honest client never meets them, as the contract (1.1) asks:
+//! a page on a machine with many interfaces and a TURN server gathers dozens of ICE candidates at
+//! once, a person presses Next at most every second or so, and a campus or a carrier-grade NAT
+//! puts hundreds of users behind one address.
 //!
 //! Layout: here [`Limits`] (the settings, read from the environment) and their defaults;
 //! `rates` ([`TokenBucket`] and [`Strikes`]: per-socket counting, pure); `address`
@@ -28,9 +29,9 @@ use crate::error::Error;
 
 /// Default `MESSAGES_PER_SEC`: messages a socket may send per second, sustained.
 pub const DEFAULT_MESSAGES_PER_SEC: u32 = 20;
-/// Default `MESSAGE_BURST`: messages a socket may send at once before the rate applies; more than
-/// two full WebRTC negotiations (offer, answer, 40 candidates each).
-pub const DEFAULT_MESSAGE_BURST: u32 = 100;
+/// Default `MESSAGE_BURST`: messages a socket may send at once before the rate applies: the
+/// contract's minimum, room for a page that sends a couple of hundred ICE candidates back to back.
+pub const DEFAULT_MESSAGE_BURST: u32 = 256;
 /// Default `MAX_DROPPED_MESSAGES`: rate-limited messages tolerated within [`ABUSE_WINDOW`]; one
 /// more closes the socket with 1008.
 pub const DEFAULT_MAX_DROPPED_MESSAGES: u32 = 50;
@@ -46,8 +47,12 @@ pub const DEFAULT_NEXT_BURST: u32 = 10;
 /// Default `MAX_CONNECTIONS`: open sockets per service instance.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default `MAX_CONNECTIONS_PER_IP`: open sockets per client IP (an IPv6 client: per /64) and
-/// service instance. Generous, because whole offices and mobile carriers share one address.
-pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+/// service instance: the contract's minimum, because campuses and mobile carriers put hundreds of
+/// users behind one address. A connection whose client cannot be told (a trusted proxy that
+/// names nobody) counts against no address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
+/// The `Retry-After` (seconds) of an upgrade refused by a connection limit.
+pub const CONNECTION_RETRY_AFTER_SECS: u64 = 5;
 /// Default `TRUSTED_PROXIES`: a proxy on the same machine (loopback) may name the client.
 pub const DEFAULT_TRUSTED_PROXIES: &str = "127.0.0.0/8,::1/128";
 /// Default `OUTBOX_MAX_BYTES`: bytes queued for one socket before it counts as too slow.
@@ -225,7 +230,7 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let limits = Limits::from_vars(vars(&[("MESSAGE_BURST", " ")])).unwrap();
         assert_eq!(limits, Limits::default());
-        assert_eq!(limits.message_burst, 100);
+        assert_eq!((limits.message_burst, limits.max_connections_per_ip), (256, 256));
         assert!(limits.trusted_proxies.contains(ip("127.0.0.1")));
         assert!(limits.trusted_proxies.contains(ip("::1")));
         assert!(!limits.trusted_proxies.contains(ip("10.0.0.1")));

@@ -134,6 +134,14 @@ fn escaped_len(c: char) -> usize {
 /// Close code: the instance is restarting; reconnect (to another one) and resume.
 pub const CLOSE_RESTART: u16 = 1012;
 
+/// The close frame (code, reason) of a drain's [`rules::Closing`].
+pub fn drain_close(closing: rules::Closing) -> (u16, &'static str) {
+    match closing {
+        rules::Closing::Restart => (CLOSE_RESTART, "server restarting; reconnect and resume"),
+        rules::Closing::GoingAway => (CLOSE_GOING_AWAY, "server shutting down"),
+    }
+}
+
 /// What a service does with one socket. The driver calls it for every text frame, and once
 /// when the socket is gone (closed by either side, dropped, or shut down).
 pub trait Session: Send + 'static {
@@ -288,7 +296,7 @@ where
                         continue;
                     }
                     Verdict::Close => {
-                        tracing::info!("message rate exceeded again and again; closing the socket");
+                        tracing::info!(conn = %outbox.id(), "message rate exceeded again and again; closing the socket");
                         if is_data {
                             outbox.reject(&rate_limited(limits.rate));
                         }

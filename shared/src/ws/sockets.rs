@@ -1,4 +1,5 @@
-//! Every open socket of an instance, so that shutdown can close them all with 1001.
+//! Every open socket of an instance, so that shutdown can refuse new ones and, at its end, close
+//! the rest with 1001.
 //!
 //! A plain map under a short lock: touched once when a socket opens and once when it closes,
 //! never per message. (A cancellation token per socket would do the same job, but costs a
@@ -39,6 +40,11 @@ impl Sockets {
         }
         drop(registry);
         (outbox, Open { taker, sockets: self.clone() })
+    }
+
+    /// From now on a socket opened is closed at once with 1001 (shutdown has begun).
+    pub fn refuse_new(&self) {
+        self.registry().closing = true;
     }
 
     /// Closes every open socket with 1001 (after what is queued for it), and any opened later.

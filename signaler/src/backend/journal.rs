@@ -138,12 +138,7 @@ impl Journal {
 
 impl Remote for Arc<Journal> {
     fn send(&self, _room: RoomId, output: Output<Text>) {
-        let home = match &output {
-            Output::Relay { to, .. }
-            | Output::Notice { to, .. }
-            | Output::Refuse { to, .. }
-            | Output::Replace { to } => to.home,
-        };
+        let home = output.to().home;
         self.push(home, &Entry::Deliver { output });
     }
 

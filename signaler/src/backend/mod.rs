@@ -165,6 +165,23 @@ impl RedisRooms {
         }
     }
 
+    /// Sends `drain` to the owner of every room this instance's sockets are in, and returns
+    /// those sockets.
+    pub async fn drain(&self, drain: Input<Text>) -> HashSet<u64> {
+        let routes: Vec<(RoomId, Vec<Conn>)> = self
+            .routes
+            .iter()
+            .map(|route| (*route.key(), route.members.iter().map(|(conn, _, _)| *conn).collect()))
+            .collect();
+        let mut sockets = HashSet::new();
+        for (room, members) in routes {
+            let Some(conn) = members.first().copied() else { continue };
+            sockets.extend(members.iter().map(|c| c.socket));
+            self.route(room, conn, None, drain.clone()).await;
+        }
+        sockets
+    }
+
     /// Sends an input to the room's owner, finding (or becoming) it first.
     async fn route(&self, room: RoomId, conn: Conn, create: Option<Kind>, input: Input<Text>) {
         let owner = match self.owner(room, create.is_some()).await {
@@ -466,7 +483,7 @@ fn input_conn(input: &Input<Text>) -> Option<Conn> {
         | Input::Leave { conn }
         | Input::Closed { conn, .. }
         | Input::Rejoin { conn, .. } => Some(*conn),
-        Input::HomeGone { .. } => None,
+        Input::HomeGone { .. } | Input::Drain { .. } => None,
     }
 }
 

@@ -4,7 +4,7 @@
 //! messages reach each peer in the order sent. Deadlines (grace windows, idle code rooms) are
 //! kept in time order and acted on by one task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
@@ -131,7 +131,16 @@ impl RoomMap {
         self.rooms.iter().map(|r| *r.key()).collect()
     }
 
-    /// Applies `input` to every room (an instance is gone).
+    /// The sockets of instance `home` that are members of a room here.
+    pub fn sockets_on(&self, home: HomeId) -> HashSet<u64> {
+        let mut sockets = HashSet::new();
+        for room in self.rooms.iter() {
+            sockets.extend(room.conns().filter(|c| c.home == home).map(|c| c.socket));
+        }
+        sockets
+    }
+
+    /// Applies `input` to every room (an instance is gone, or drains).
     pub fn apply_all(&self, now: Millis, input: Input<Text>) {
         for id in self.ids() {
             self.apply(id, None, now, input.clone());
@@ -141,12 +150,7 @@ impl RoomMap {
     /// Hands out what the room decided, keeps its deadline, records a change.
     fn after(&self, id: RoomId, room: &mut Room<Text>, now: Millis) {
         for output in room.outputs() {
-            let home = match &output {
-                Output::Relay { to, .. }
-                | Output::Notice { to, .. }
-                | Output::Refuse { to, .. }
-                | Output::Replace { to } => to.home,
-            };
+            let home = output.to().home;
             if home == self.home {
                 deliver(&self.locals, &self.figures, output);
             } else {
