@@ -274,3 +274,25 @@ async fn stats_count_online_waiting_and_rooms() {
     let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(stats, json!({"online":3,"waiting":1,"rooms":1}));
 }
+
+#[tokio::test]
+async fn api_config_tells_a_page_the_protocol_its_features_the_signaling_url_and_the_limits() {
+    let (mut mm, sig) = support::configs();
+    mm.signaling_url = "wss://{host}/signal".into();
+    mm.common.ticket_ttl = std::time::Duration::from_secs(45);
+    let stack = Stack::start_with_limits(mm, sig, shared::limits::Limits::default()).await;
+    let (status, head, body) = support::http_get(stack.matchmaker, "/api/config").await;
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(config["protocol"], "1.1");
+    assert_eq!(config["features"], json!(["resume"]));
+    assert_eq!(config["signalingUrl"], "wss://127.0.0.1/signal", "rendered for the host the page was reached at");
+    let limits = &config["limits"];
+    assert_eq!(
+        (limits["messageBurst"].as_u64(), limits["maxConnectionsPerIp"].as_u64(), limits["ticketTtlSecs"].as_u64()),
+        (Some(256), Some(256), Some(45))
+    );
+    assert_eq!(limits["resumeGraceSecs"], 20);
+    assert!(!body.contains(support::SECRET), "no secrets: {body}");
+}

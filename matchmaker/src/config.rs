@@ -105,6 +105,27 @@ impl Config {
         features
     }
 
+    /// `GET /api/config` for a page reached at `host`.
+    pub fn api_config(&self, host: Option<&str>) -> shared::protocol::matchmaker::ApiConfig {
+        let (common, limits) = (&self.common, &self.limits);
+        shared::protocol::matchmaker::ApiConfig {
+            protocol: shared::protocol::matchmaker::PROTOCOL_VERSION,
+            features: self.features(),
+            signaling_url: self.signaling_url_for(host),
+            limits: shared::protocol::matchmaker::ClientLimits {
+                max_message_bytes: common.max_message_bytes,
+                messages_per_sec: limits.messages_per_sec,
+                message_burst: limits.message_burst,
+                next_per_minute: limits.next_per_minute,
+                next_burst: limits.next_burst,
+                max_connections_per_ip: limits.max_connections_per_ip,
+                resume_grace_secs: common.resume_grace.as_secs(),
+                ping_interval_secs: common.ping_interval.as_secs(),
+                ticket_ttl_secs: common.ticket_ttl.as_secs(),
+            },
+        }
+    }
+
     /// The port to listen on.
     pub fn port(&self) -> u16 {
         self.common.port.unwrap_or(DEFAULT_PORT)

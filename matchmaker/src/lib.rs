@@ -100,7 +100,10 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     };
     let server = Server {
         service: Arc::new(service),
-        routes: assets::with_security_headers(routes::all(lifecycle.clone(), metrics.clone(), queue.clone()), &config),
+        routes: assets::with_security_headers(
+            routes::all(lifecycle.clone(), metrics.clone(), queue.clone(), Arc::new(config.clone())),
+            &config,
+        ),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits::new(&config.common, &config.limits),
         gate,

@@ -8,15 +8,33 @@ use shared::routes::{handle_rejection, operational};
 use warp::{Filter, Rejection, Reply};
 
 use crate::assets;
+use crate::config::Config;
 use crate::queue::QueueHandle;
 
-/// Every HTTP route: operational, `/api/stats`, then the page.
+/// Every HTTP route: operational, `/api/stats`, `/api/config`, then the page.
 pub fn all(
     lifecycle: Lifecycle,
     metrics: Arc<Metrics>,
     queue: QueueHandle,
+    config: Arc<Config>,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
-    operational(lifecycle, metrics).or(stats(queue)).or(assets::routes()).recover(handle_rejection)
+    operational(lifecycle, metrics)
+        .or(stats(queue))
+        .or(api_config(config))
+        .or(assets::routes())
+        .recover(handle_rejection)
+}
+
+/// `GET /api/config`: the signaling URL for the host the page was reached at, so not cached.
+fn api_config(
+    config: Arc<Config>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
+    warp::path!("api" / "config").and(warp::get()).and(warp::header::optional::<String>("host")).map(
+        move |host: Option<String>| {
+            let reply = warp::reply::json(&config.api_config(host.as_deref()));
+            warp::reply::with_header(reply, "cache-control", "no-store")
+        },
+    )
 }
 
 fn stats(

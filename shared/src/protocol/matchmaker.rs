@@ -124,6 +124,44 @@ pub enum ServerMessage<'a> {
 /// The contract version both services speak.
 pub const PROTOCOL_VERSION: &str = "1.1";
 
+/// `GET /api/config`: what a page needs before it opens any socket. No secrets.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiConfig {
+    /// The contract's version, `1.1`.
+    pub protocol: &'static str,
+    /// The optional features this deployment has switched on (as `ready` lists them).
+    pub features: Vec<&'static str>,
+    /// Where matched clients open the signaler, for the host the page was reached at.
+    pub signaling_url: String,
+    /// The limits a client should stay within.
+    pub limits: ClientLimits,
+}
+
+/// The limits of a deployment, as a client sees them.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientLimits {
+    /// The largest text frame accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Messages a socket may send per second, sustained.
+    pub messages_per_sec: u32,
+    /// Messages a socket may send at once.
+    pub message_burst: u32,
+    /// `next`/`available` requests per minute per socket.
+    pub next_per_minute: u32,
+    /// `next`/`available` requests a socket may send at once.
+    pub next_burst: u32,
+    /// Open sockets per client address.
+    pub max_connections_per_ip: usize,
+    /// How long a dropped client stays resumable, in seconds (0: no resume).
+    pub resume_grace_secs: u64,
+    /// How often the services ping; a socket silent for two intervals is dropped.
+    pub ping_interval_secs: u64,
+    /// How long a ticket admits its holder to its room, in seconds.
+    pub ticket_ttl_secs: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
