@@ -31,6 +31,7 @@ fn a_bad_setting_stops_start_up_with_a_message_naming_it() {
         ("ALLOWED_ORIGIN", "not-an-origin"),
         ("ICE_SERVERS", "{\"urls\":1}"),
         ("REQUEUE_ON_PARTNER_LEAVE", "perhaps"),
+        ("REMATCH_COOLDOWN_SECS", "-1"),
         ("SIGNALING_URL", "http://wrong"),
         ("SHUTDOWN_GRACE_SECS", "-3"),
         ("RUST_LOG", "info,[[["),

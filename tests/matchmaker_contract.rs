@@ -103,7 +103,23 @@ async fn next_tells_the_partner_and_queues_both_again() {
     let left = p.b.recv_type("partner-left").await;
     assert_eq!(left["roomId"], p.a_matched["roomId"]);
     p.b.recv_type("queued").await;
-    // Only these two wait, so they are paired again, in a new room.
+    // Only these two wait, and they just met: they wait instead of meeting again at once.
+    p.a.expect_silence().await;
+    p.b.expect_silence().await;
+}
+
+#[tokio::test]
+async fn two_former_partners_are_paired_again_once_the_rematch_cooldown_is_over() {
+    let (mut mm, sig) = support::configs();
+    mm.rematch_cooldown = std::time::Duration::from_secs(1);
+    let stack = Stack::start_with(mm, sig).await;
+    let mut p = pair(&stack).await;
+    p.a.send(json!({"type":"next"})).await;
+    p.a.recv_type("queued").await;
+    p.b.recv_type("partner-left").await;
+    p.b.recv_type("queued").await;
+    p.a.expect_silence_for(std::time::Duration::from_millis(700)).await;
+    // In a new room.
     let again = p.a.recv_type("matched").await;
     assert_eq!(again["partnerId"], p.b_id.as_str());
     assert_ne!(again["roomId"], p.a_matched["roomId"]);
@@ -202,6 +218,7 @@ async fn a_client_that_disconnected_while_waiting_is_never_matched() {
 async fn without_requeue_the_partner_is_told_but_not_queued() {
     let (mut mm, sig) = support::configs();
     mm.requeue_on_partner_leave = false;
+    mm.rematch_cooldown = std::time::Duration::ZERO; // so that the two may meet again at once
     let stack = Stack::start_with(mm, sig).await;
     let mut p = pair(&stack).await;
     p.a.send(json!({"type":"next"})).await;
@@ -216,7 +233,10 @@ async fn without_requeue_the_partner_is_told_but_not_queued() {
 
 #[tokio::test]
 async fn room_ids_are_never_reused() {
-    let stack = Stack::start().await;
+    // Two clients who meet again and again, each time in a new room.
+    let (mut mm, sig) = support::configs();
+    mm.rematch_cooldown = std::time::Duration::ZERO;
+    let stack = Stack::start_with(mm, sig).await;
     let mut rooms = HashSet::new();
     let mut p = pair(&stack).await;
     rooms.insert(p.a_matched["roomId"].as_str().unwrap().to_owned());

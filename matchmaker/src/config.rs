@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use shared::config::{config_error, parse_vars, warn_if_weak, Common};
+use shared::config::{config_error, in_range, parse_vars, warn_if_weak, Common};
 use shared::limits::Limits;
 use shared::Error;
 
@@ -13,12 +13,16 @@ pub const DEFAULT_PORT: u16 = 8080;
 pub const DEFAULT_SIGNALING_URL: &str = "ws://{host}:8081/ws";
 /// Default `ICE_SERVERS`: none, which is enough on one machine or one LAN.
 pub const DEFAULT_ICE_SERVERS: &str = "[]";
+/// Default `REMATCH_COOLDOWN_SECS`: two clients whose match ended are not paired with each other
+/// again for this long, even if nobody else waits.
+pub const DEFAULT_REMATCH_COOLDOWN_SECS: u64 = 30;
 /// Clock skew allowed on `exp`/`nbf` of client auth tokens, which come from another system.
 pub const AUTH_LEEWAY_SECS: u64 = 30;
 
 #[derive(Debug, Default, Deserialize)]
 struct Vars {
     requeue_on_partner_leave: Option<bool>,
+    rematch_cooldown_secs: Option<u64>,
     signaling_url: Option<String>,
     ice_servers: Option<String>,
     auth_jwt_secret: Option<String>,
@@ -36,6 +40,8 @@ pub struct Config {
     pub limits: Limits,
     /// `REQUEUE_ON_PARTNER_LEAVE`: queue a client again when its partner leaves.
     pub requeue_on_partner_leave: bool,
+    /// `REMATCH_COOLDOWN_SECS`: how long two former partners are not paired again (0: no wait).
+    pub rematch_cooldown: std::time::Duration,
     /// `SIGNALING_URL`: where matched clients open the signaler; `{host}` is replaced by the
     /// host name the client used to reach the matchmaker.
     pub signaling_url: String,
@@ -51,6 +57,7 @@ impl Default for Config {
             common: Common::default(),
             limits: Limits::default(),
             requeue_on_partner_leave: true,
+            rematch_cooldown: std::time::Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
             signaling_url: DEFAULT_SIGNALING_URL.to_owned(),
             ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS)
                 .unwrap_or_else(|_| unreachable!("the default is valid")),
@@ -85,10 +92,13 @@ impl Config {
         if let Some(secret) = &raw.auth_jwt_secret {
             warn_if_weak("AUTH_JWT_SECRET", secret);
         }
+        let cooldown = raw.rematch_cooldown_secs.unwrap_or(DEFAULT_REMATCH_COOLDOWN_SECS);
+        let rematch_cooldown = std::time::Duration::from_secs(in_range("REMATCH_COOLDOWN_SECS", cooldown, 0..=86_400)?);
         Ok(Config {
             common,
             limits,
             requeue_on_partner_leave: raw.requeue_on_partner_leave.unwrap_or(true),
+            rematch_cooldown,
             signaling_url,
             ice_servers,
             auth_jwt_secret: raw.auth_jwt_secret,
@@ -226,6 +236,8 @@ mod tests {
     fn bad_values_name_their_variable() {
         let err = |pairs| Config::from_vars(vars(pairs)).unwrap_err().to_string();
         assert!(err(&[("REQUEUE_ON_PARTNER_LEAVE", "maybe")]).contains("REQUEUE_ON_PARTNER_LEAVE"));
+        assert!(err(&[("REMATCH_COOLDOWN_SECS", "soon")]).contains("REMATCH_COOLDOWN_SECS"));
+        assert!(err(&[("REMATCH_COOLDOWN_SECS", "86401")]).contains("REMATCH_COOLDOWN_SECS"));
         assert!(err(&[("SIGNALING_URL", "http://x")]).contains("SIGNALING_URL"));
         assert!(err(&[("NEXT_BURST", "0")]).contains("NEXT_BURST"));
     }

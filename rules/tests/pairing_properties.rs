@@ -71,8 +71,13 @@ struct World {
 }
 
 impl World {
-    fn new(requeue: bool) -> World {
-        let settings = Settings { requeue_on_partner_leave: requeue, resume_grace: 20_000, confirm_timeout: 3_000 };
+    fn new(requeue: bool, rematch_cooldown: u64) -> World {
+        let settings = Settings {
+            requeue_on_partner_leave: requeue,
+            resume_grace: 20_000,
+            confirm_timeout: 3_000,
+            rematch_cooldown,
+        };
         let mut world = World {
             mm: Matchmaking::new(settings, Ids::from_seed([5; 32])),
             requeue,
@@ -201,7 +206,7 @@ impl World {
         list
     }
 
-    fn check(&self, newly_paired: &[u64]) -> Result<(), TestCaseError> {
+    fn check(&self, newly_paired: &[Paired]) -> Result<(), TestCaseError> {
         for (id, client) in self.mm.clients() {
             if let Standing::Matched { partner, room, .. } | Standing::Confirming { partner, room, .. } =
                 client.standing
@@ -221,14 +226,30 @@ impl World {
             }
         }
         let eligible = self.eligible();
-        prop_assert!(eligible.len() <= 1, "two clients could be paired but wait: {:?}", eligible);
-        if let Some((seq, _)) = eligible.first() {
-            for paired in newly_paired {
+        for (i, (_, a)) in eligible.iter().enumerate() {
+            for (_, b) in &eligible[i + 1..] {
                 prop_assert!(
-                    paired < seq,
-                    "a younger client ({}) was paired while an older one ({}) waits",
-                    paired,
-                    seq
+                    !self.mm.may_pair(*a, *b, self.now),
+                    "two clients could be paired but wait: {:?}",
+                    eligible
+                );
+            }
+        }
+        // FIFO within what is allowed: a client paired in this step took the longest-waiting
+        // client it may be paired with, so nobody older than its partner that it may meet waits.
+        for &(seq, id, partner_seq) in newly_paired {
+            let partner = self.mm.client(id).and_then(|c| c.partner());
+            let allowed = partner.is_some_and(|p| self.mm.may_pair(id, p, self.now));
+            prop_assert!(allowed, "client {} was paired again with {:?} within the rematch cooldown", id, partner);
+            for &(waiting_seq, waiting) in &eligible {
+                let skipped = waiting_seq < seq && waiting_seq < partner_seq && self.mm.may_pair(waiting, id, self.now);
+                prop_assert!(
+                    !skipped,
+                    "client {} (arrival {}) was paired past {} (arrival {}), who waits",
+                    id,
+                    seq,
+                    waiting,
+                    waiting_seq
                 );
             }
         }
@@ -247,20 +268,26 @@ impl World {
         Ok(())
     }
 
-    /// Arrival numbers of the clients a step moved into being confirmed.
-    fn newly_paired(&self, before: &HashMap<ClientId, Standing>) -> Vec<u64> {
+    /// The clients a step moved into being confirmed: arrival number, id, partner's arrival.
+    fn newly_paired(&self, before: &HashMap<ClientId, Standing>) -> Vec<Paired> {
         self.mm
             .clients()
             .filter_map(|(id, c)| match (before.get(id), c.standing) {
-                (Some(Standing::Waiting { .. }), Standing::Confirming { seq, .. }) => Some(seq),
+                (Some(Standing::Waiting { .. }), Standing::Confirming { seq, partner, .. }) => {
+                    let partner_seq = self.mm.client(partner).and_then(|p| p.seq()).unwrap_or(0);
+                    Some((seq, *id, partner_seq))
+                }
                 _ => None,
             })
             .collect()
     }
 }
 
-fn run(requeue: bool, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut world = World::new(requeue);
+/// A client paired in a step: its arrival number, its id, its partner's arrival number.
+type Paired = (u64, ClientId, u64);
+
+fn run(requeue: bool, rematch_cooldown: u64, ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let mut world = World::new(requeue, rematch_cooldown);
     for op in ops {
         let before: HashMap<ClientId, Standing> = world.mm.clients().map(|(id, c)| (*id, c.standing)).collect();
         world.step(op);
@@ -279,11 +306,16 @@ proptest! {
 
     #[test]
     fn pairing_rules_hold_with_requeue(ops in prop::collection::vec(op(), 1..120)) {
-        run(true, ops)?;
+        run(true, 30_000, ops)?;
     }
 
     #[test]
     fn pairing_rules_hold_without_requeue(ops in prop::collection::vec(op(), 1..120)) {
-        run(false, ops)?;
+        run(false, 30_000, ops)?;
+    }
+
+    #[test]
+    fn pairing_rules_hold_with_instant_rematches(ops in prop::collection::vec(op(), 1..120)) {
+        run(true, 0, ops)?;
     }
 }

@@ -158,7 +158,8 @@ function countLiveConnections() {
 }
 
 test('pressing Next repeatedly leaks no peer connections or sockets', TIMEOUT, async (t) => {
-  const s = await session(t, browser, errors);
+  // Only two tabs: they may meet again at once only without the rematch cooldown.
+  const s = await session(t, browser, errors, { env: { REMATCH_COOLDOWN_SECS: '0' } });
   const a = await s.open('A', { initScript: countLiveConnections });
   const b = await s.open('B');
 

@@ -66,12 +66,15 @@ pub struct Client {
     pub standing: Standing,
     /// The generation of its resume token: each resume issues the next one, so a token works once.
     pub generation: u32,
+    /// Recent partners it may not be paired with again until the time given (the rematch
+    /// cooldown); kept by both of the two.
+    pub met: Vec<(ClientId, Millis)>,
 }
 
 impl Client {
     /// A client that just connected.
     pub fn new(conn: Conn) -> Self {
-        Client { conn, present: true, away_since: None, standing: Standing::Idle, generation: 0 }
+        Client { conn, present: true, away_since: None, standing: Standing::Idle, generation: 0, met: Vec::new() }
     }
 
     /// Its place in the queue, while waiting or being confirmed.
@@ -80,6 +83,11 @@ impl Client {
             Standing::Waiting { seq, .. } | Standing::Confirming { seq, .. } => Some(seq),
             _ => None,
         }
+    }
+
+    /// Whether it may be paired with `other` at `now`, as far as the rematch cooldown goes.
+    pub fn may_meet(&self, other: ClientId, now: Millis) -> bool {
+        !self.met.iter().any(|(partner, until)| *partner == other && *until > now)
     }
 
     /// Its partner, when matched or being confirmed.

@@ -14,6 +14,8 @@
 //!   its place at the head of the queue and never hears of it.
 //! - `next` ends a match, the partner hears `partner-left`; both are queued again (the partner
 //!   only with `requeue_on_partner_leave`). `leave` leaves queue and match; the socket stays.
+//! - No instant rematch: two clients whose match ended are not paired with each other again
+//!   for `rematch_cooldown`, even if nobody else waits; they wait, and are paired when it ends.
 //! - A socket that ends without a close frame leaves its client away for the grace window:
 //!   it keeps its place (but is not paired) or its match (the partner hears `partner-away`).
 //!   A resume on a new socket brings it back; when the window ends it has left.
@@ -47,11 +49,19 @@ pub struct Settings {
     pub resume_grace: Millis,
     /// How long an instance may take to confirm a socket before it counts as gone.
     pub confirm_timeout: Millis,
+    /// `REMATCH_COOLDOWN_SECS` in ms: two clients whose match ended are not paired with each
+    /// other again for this long; 0 lets them be paired again at once.
+    pub rematch_cooldown: Millis,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { requeue_on_partner_leave: true, resume_grace: 20_000, confirm_timeout: 3_000 }
+        Settings {
+            requeue_on_partner_leave: true,
+            resume_grace: 20_000,
+            confirm_timeout: 3_000,
+            rematch_cooldown: 30_000,
+        }
     }
 }
 
@@ -250,6 +260,8 @@ enum Timer {
     Away(ClientId),
     /// The client's presence check may have gone unanswered.
     Check(ClientId, u64),
+    /// A rematch cooldown of the client's may be over: it may be pairable now.
+    Cooldown(ClientId),
 }
 
 /// The queue, the matches, and every client.
@@ -338,6 +350,9 @@ impl Matchmaking {
         let mut broken = Vec::new();
         let mut matched = 0;
         for (id, client) in &mm.clients {
+            for (_, until) in &client.met {
+                mm.timers.at(*until, Timer::Cooldown(*id));
+            }
             if client.present {
                 mm.by_conn.insert(client.conn, *id);
             } else {
@@ -458,6 +473,13 @@ impl Matchmaking {
                         self.remove(id, now);
                     }
                 }
+                Timer::Cooldown(id) => {
+                    if let Some(client) = self.clients.get_mut(&id) {
+                        client.met.retain(|(_, until)| *until > now);
+                        self.touch(id);
+                        self.settle(id);
+                    }
+                }
                 Timer::Check(id, check) => {
                     let unanswered = self.clients.get(&id).is_some_and(
                         |c| matches!(c.standing, Standing::Confirming { check: k, confirmed: false, .. } if k == check),
@@ -502,6 +524,12 @@ impl Matchmaking {
         self.clients.get(&id)
     }
 
+    /// Whether `a` and `b` may be paired with each other at `now` (both known, not the same, not
+    /// in a rematch cooldown), for checks.
+    pub fn may_pair(&self, a: ClientId, b: ClientId, now: Millis) -> bool {
+        a != b && self.clients.get(&a).is_some_and(|c| c.may_meet(b, now)) && self.clients.contains_key(&b)
+    }
+
     /// The client a socket is.
     pub fn client_on(&self, conn: Conn) -> Option<ClientId> {
         self.by_conn.get(&conn).copied()
@@ -536,7 +564,7 @@ impl Matchmaking {
     fn next(&mut self, id: ClientId, now: Millis) {
         match self.clients.get(&id).map(|c| c.standing) {
             Some(Standing::Matched { .. }) => {
-                let partner = self.end_match(id);
+                let partner = self.end_match(id, now);
                 self.enqueue(id, now);
                 if let Some(partner) = partner {
                     self.after_partner_left(partner, now);
@@ -563,7 +591,7 @@ impl Matchmaking {
                 self.set_standing(id, Standing::Idle);
             }
             Standing::Matched { .. } => {
-                if let Some(partner) = self.end_match(id) {
+                if let Some(partner) = self.end_match(id, now) {
                     self.after_partner_left(partner, now);
                 }
             }
@@ -733,13 +761,23 @@ impl Matchmaking {
     }
 
     /// Ends `id`'s match, if any: tells the partner, returns who it was. Both are idle after.
-    fn end_match(&mut self, id: ClientId) -> Option<ClientId> {
+    fn end_match(&mut self, id: ClientId, now: Millis) -> Option<ClientId> {
         let Some(Standing::Matched { partner, room, .. }) = self.clients.get(&id).map(|c| c.standing) else {
             return None;
         };
         self.set_standing(id, Standing::Idle);
         if self.clients.contains_key(&partner) {
             self.set_standing(partner, Standing::Idle);
+        }
+        if self.settings.rematch_cooldown > 0 {
+            let until = now.saturating_add(self.settings.rematch_cooldown);
+            for (me, other) in [(id, partner), (partner, id)] {
+                if let Some(client) = self.clients.get_mut(&me) {
+                    client.met.retain(|(_, until)| *until > now);
+                    client.met.push((other, until));
+                    self.timers.at(until, Timer::Cooldown(me));
+                }
+            }
         }
         self.rooms -= 1;
         self.send(partner, Event::PartnerLeft { room });
@@ -769,11 +807,14 @@ impl Matchmaking {
         if !client.present || self.is_draining(client.conn.home) {
             return;
         }
-        let found = if self.draining.is_empty() {
+        let found = if self.draining.is_empty() && client.met.is_empty() {
             self.queue.oldest_for(id, |_| true)
         } else {
             let (clients, draining) = (&self.clients, &self.draining);
-            self.queue.oldest_for(id, |other| clients.get(&other).is_some_and(|c| !draining.contains(&c.conn.home)))
+            self.queue.oldest_for(id, |other| {
+                client.may_meet(other, now)
+                    && (draining.is_empty() || clients.get(&other).is_some_and(|c| !draining.contains(&c.conn.home)))
+            })
         };
         let Some((other_seq, other)) = found else { return };
         let (older, newer) = if other_seq < seq { (other, id) } else { (id, other) };

@@ -571,3 +571,53 @@ fn a_waiting_client_closed_by_a_drain_resumes_on_another_instance_in_its_place()
         "{heard:?}"
     );
 }
+
+// ---- no instant rematch ------------------------------------------------------------------------
+
+/// `a` and `b` matched; `a` presses `next`, so both wait again.
+fn next_between_two(sim: &mut Sim) -> (ClientId, ClientId) {
+    let (a, a_id) = sim.connect();
+    let (b, b_id) = sim.connect();
+    sim.available(a);
+    sim.available(b);
+    assert_eq!(sim.matched_with(a_id), Some(b_id));
+    sim.take(b_id);
+    sim.apply(Input::Next { conn: a });
+    (a_id, b_id)
+}
+
+#[test]
+fn after_next_the_two_are_not_paired_again_at_once_even_if_nobody_else_waits() {
+    let mut sim = Sim::new();
+    let (a_id, b_id) = next_between_two(&mut sim);
+    assert!(!matched(&sim.take(a_id)) && !matched(&sim.take(b_id)));
+    assert_eq!(sim.mm.stats().waiting, 2);
+}
+
+#[test]
+fn the_two_are_paired_again_when_the_rematch_cooldown_is_over() {
+    let mut sim = Sim::new();
+    let (a_id, b_id) = next_between_two(&mut sim);
+    sim.advance(Settings::default().rematch_cooldown - 1);
+    assert!(!matched(&sim.take(a_id)), "just before the end");
+    sim.advance(1);
+    assert_eq!(sim.matched_with(a_id), Some(b_id));
+}
+
+#[test]
+fn during_the_rematch_cooldown_each_is_paired_with_someone_else() {
+    let mut sim = Sim::new();
+    let (a_id, b_id) = next_between_two(&mut sim);
+    let (c, c_id) = sim.connect();
+    sim.available(c);
+    // `a` was queued first (it pressed next), so it has waited longest.
+    assert_eq!(sim.matched_with(c_id), Some(a_id));
+    assert!(!matched(&sim.take(b_id)));
+}
+
+#[test]
+fn with_no_rematch_cooldown_the_two_are_paired_again_at_once() {
+    let mut sim = Sim::with(Settings { rematch_cooldown: 0, ..Settings::default() });
+    let (a_id, b_id) = next_between_two(&mut sim);
+    assert_eq!(sim.matched_with(a_id), Some(b_id));
+}
