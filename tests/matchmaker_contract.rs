@@ -306,7 +306,7 @@ async fn api_config_tells_a_page_the_protocol_its_features_the_signaling_url_and
     assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(config["protocol"], "1.1");
-    assert_eq!(config["features"], json!(["resume"]));
+    assert_eq!(config["features"], json!(["resume", "interests"]));
     assert_eq!(config["signalingUrl"], "wss://127.0.0.1/signal", "rendered for the host the page was reached at");
     let limits = &config["limits"];
     assert_eq!(
@@ -315,4 +315,58 @@ async fn api_config_tells_a_page_the_protocol_its_features_the_signaling_url_and
     );
     assert_eq!(limits["resumeGraceSecs"], 20);
     assert!(!body.contains(support::SECRET), "no secrets: {body}");
+}
+
+#[tokio::test]
+async fn a_client_with_interests_meets_the_longest_waiting_one_who_shares_one_and_matched_names_them() {
+    let stack = Stack::start().await;
+    let (mut chess, chess_id) = Client::matchmaker(&stack).await;
+    chess.send(json!({"type":"available","interests":["Chess"]})).await;
+    chess.recv_type("queued").await;
+    let (mut music, _) = Client::matchmaker(&stack).await;
+    music.send(json!({"type":"available","interests":["music"]})).await;
+    music.recv_type("queued").await;
+    let (mut both, _) = Client::matchmaker(&stack).await;
+    both.send(json!({"type":"available","interests":["music ","CHESS"]})).await;
+    both.recv_type("queued").await;
+    let matched = both.recv_type("matched").await;
+    assert_eq!(matched["partnerId"], chess_id.as_str(), "the longest-waiting one it shares an interest with");
+    assert_eq!(matched["commonInterests"], json!(["chess"]));
+    assert_eq!(chess.recv_type("matched").await["commonInterests"], json!(["chess"]));
+    music.expect_silence().await;
+}
+
+#[tokio::test]
+async fn after_its_interest_wait_a_client_meets_anyone_in_a_random_match() {
+    let stack = Stack::start().await;
+    let (mut chess, _) = Client::matchmaker(&stack).await;
+    chess.send(json!({"type":"available","interests":["chess"],"interestWaitSecs":1})).await;
+    chess.recv_type("queued").await;
+    let (mut plain, plain_id) = Client::matchmaker(&stack).await;
+    plain.send(json!({"type":"available"})).await;
+    plain.recv_type("queued").await;
+    chess.expect_silence_for(std::time::Duration::from_millis(600)).await;
+    let matched = chess.recv_type("matched").await;
+    assert_eq!(matched["partnerId"], plain_id.as_str());
+    assert_eq!(matched["commonInterests"], json!([]));
+}
+
+#[tokio::test]
+async fn interests_out_of_bounds_are_bad_messages_and_change_nothing() {
+    let stack = Stack::start().await;
+    let (mut c, _) = Client::matchmaker(&stack).await;
+    let eleven: Vec<String> = (0..11).map(|i| format!("t{i}")).collect();
+    for bad in [
+        json!({"type":"available","interests":eleven}),
+        json!({"type":"available","interests":["x".repeat(33)]}),
+        json!({"type":"available","interests":[""]}),
+        json!({"type":"next","interests":[7]}),
+        json!({"type":"available","interestWaitSecs":61}),
+    ] {
+        c.send(bad.clone()).await;
+        c.recv_error("bad-message").await;
+    }
+    let s: serde_json::Value =
+        serde_json::from_str(&support::http_get(stack.matchmaker, "/api/stats").await.2).unwrap();
+    assert_eq!(s["waiting"], 0, "nobody was queued");
 }

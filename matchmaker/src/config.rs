@@ -16,6 +16,9 @@ pub const DEFAULT_ICE_SERVERS: &str = "[]";
 /// Default `REMATCH_COOLDOWN_SECS`: two clients whose match ended are not paired with each other
 /// again for this long, even if nobody else waits.
 pub const DEFAULT_REMATCH_COOLDOWN_SECS: u64 = 30;
+/// Default `INTEREST_WAIT_SECS`: how long a client with interests waits for someone who shares
+/// one before anyone will do, when its `available`/`next` does not say.
+pub const DEFAULT_INTEREST_WAIT_SECS: u64 = 10;
 /// Clock skew allowed on `exp`/`nbf` of client auth tokens, which come from another system.
 pub const AUTH_LEEWAY_SECS: u64 = 30;
 
@@ -23,6 +26,7 @@ pub const AUTH_LEEWAY_SECS: u64 = 30;
 struct Vars {
     requeue_on_partner_leave: Option<bool>,
     rematch_cooldown_secs: Option<u64>,
+    interest_wait_secs: Option<u64>,
     signaling_url: Option<String>,
     ice_servers: Option<String>,
     auth_jwt_secret: Option<String>,
@@ -42,6 +46,8 @@ pub struct Config {
     pub requeue_on_partner_leave: bool,
     /// `REMATCH_COOLDOWN_SECS`: how long two former partners are not paired again (0: no wait).
     pub rematch_cooldown: std::time::Duration,
+    /// `INTEREST_WAIT_SECS`: the interest wait of a client that does not say.
+    pub interest_wait: std::time::Duration,
     /// `SIGNALING_URL`: where matched clients open the signaler; `{host}` is replaced by the
     /// host name the client used to reach the matchmaker.
     pub signaling_url: String,
@@ -58,6 +64,7 @@ impl Default for Config {
             limits: Limits::default(),
             requeue_on_partner_leave: true,
             rematch_cooldown: std::time::Duration::from_secs(DEFAULT_REMATCH_COOLDOWN_SECS),
+            interest_wait: std::time::Duration::from_secs(DEFAULT_INTEREST_WAIT_SECS),
             signaling_url: DEFAULT_SIGNALING_URL.to_owned(),
             ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS)
                 .unwrap_or_else(|_| unreachable!("the default is valid")),
@@ -94,9 +101,13 @@ impl Config {
         }
         let cooldown = raw.rematch_cooldown_secs.unwrap_or(DEFAULT_REMATCH_COOLDOWN_SECS);
         let rematch_cooldown = std::time::Duration::from_secs(in_range("REMATCH_COOLDOWN_SECS", cooldown, 0..=86_400)?);
+        let wait = raw.interest_wait_secs.unwrap_or(DEFAULT_INTEREST_WAIT_SECS);
+        let max_wait = shared::protocol::matchmaker::MAX_INTEREST_WAIT_SECS;
+        let interest_wait = std::time::Duration::from_secs(in_range("INTEREST_WAIT_SECS", wait, 0..=max_wait)?);
         Ok(Config {
             common,
             limits,
+            interest_wait,
             requeue_on_partner_leave: raw.requeue_on_partner_leave.unwrap_or(true),
             rematch_cooldown,
             signaling_url,
@@ -112,6 +123,7 @@ impl Config {
         if !self.common.resume_grace.is_zero() {
             features.push("resume");
         }
+        features.push("interests");
         features
     }
 

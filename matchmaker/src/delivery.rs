@@ -82,7 +82,7 @@ impl Delivery {
             Event::Queued { waiting } => {
                 outbox.send(&ServerMessage::Queued { waiting });
             }
-            Event::Matched { room, partner, initiator, via } => {
+            Event::Matched { room, partner, initiator, via, ref common } => {
                 let ticket = self.tickets.issue(room, client);
                 let url = render_signaling_url(&self.signaling.template(via), local.host.as_deref());
                 outbox.send(&ServerMessage::Matched {
@@ -92,6 +92,7 @@ impl Delivery {
                     signaling_url: &url,
                     ticket: &ticket,
                     ice_servers: &self.ice_servers,
+                    common_interests: common,
                 });
             }
             Event::PartnerLeft { room } => {

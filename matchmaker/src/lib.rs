@@ -125,6 +125,7 @@ fn rules_settings(config: &Config) -> Settings {
     Settings {
         requeue_on_partner_leave: config.requeue_on_partner_leave,
         rematch_cooldown: u64::try_from(config.rematch_cooldown.as_millis()).unwrap_or(u64::MAX),
+        interest_wait: u64::try_from(config.interest_wait.as_millis()).unwrap_or(u64::MAX),
         resume_grace: u64::try_from(config.common.resume_grace.as_millis()).unwrap_or(u64::MAX),
         ..Settings::default()
     }

@@ -7,7 +7,7 @@ use rules::matchmaking::Input;
 use rules::{ClientId, Conn};
 use shared::error::Rejected;
 use shared::limits::{Limits, TokenBucket};
-use shared::protocol::matchmaker::{ClientMessage, ServerMessage};
+use shared::protocol::matchmaker::{ClientMessage, ServerMessage, Wish};
 use shared::protocol::CommonMessage;
 use shared::resume::Domain;
 use shared::ws::{Ending, Outbox, Session};
@@ -64,8 +64,9 @@ impl ClientSession {
         }
     }
 
-    /// Forwards `available` or `next` if a press is left; else `rate-limited`.
-    async fn ask_to_pair(&mut self, input: Input) {
+    /// Forwards `available` or `next` (after the interests it carries) if a press is left;
+    /// else `rate-limited`.
+    async fn ask_to_pair(&mut self, wish: Wish, input: Input) {
         if !self.presses.take(Instant::now()) {
             return self.outbox.reject(&Rejected::new(
                 ErrorCode::RateLimited,
@@ -74,6 +75,10 @@ impl ClientSession {
         }
         if self.auth.is_required() && self.user_id.is_none() {
             return self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));
+        }
+        if !wish.is_empty() {
+            let wait = wish.interest_wait_secs.map(|secs| secs * 1_000);
+            self.queue.apply(Input::Interests { conn: self.conn, interests: wish.interests, wait }).await;
         }
         self.queue.apply(input).await;
     }
@@ -100,8 +105,8 @@ impl Session for ClientSession {
             },
             // The waits on the queue are boxed: a few per match, and their state would
             // otherwise take room in every socket's task for as long as the socket lives.
-            ClientMessage::Available => Box::pin(self.ask_to_pair(Input::Available { conn })).await,
-            ClientMessage::Next => Box::pin(self.ask_to_pair(Input::Next { conn })).await,
+            ClientMessage::Available(wish) => Box::pin(self.ask_to_pair(wish, Input::Available { conn })).await,
+            ClientMessage::Next(wish) => Box::pin(self.ask_to_pair(wish, Input::Next { conn })).await,
             ClientMessage::Leave => Box::pin(self.queue.apply(Input::Leave { conn })).await,
             ClientMessage::Resume { token } => match self.delivery.resume.verify(Domain::Matchmaker, &token) {
                 Some(claim) => {

@@ -30,7 +30,12 @@ enum Op {
     Answer(bool),
     HomeGone(usize),
     Wait(u64),
+    /// The client's next `available`/`next` carries one of a few sets of interests.
+    Interests(usize, usize),
 }
+
+/// The sets of interests clients choose from.
+const INTEREST_SETS: [&[&str]; 4] = [&[], &["chess"], &["music"], &["chess", "music"]];
 
 fn op() -> impl Strategy<Value = Op> {
     let c = 0..CLIENTS;
@@ -43,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any::<bool>().prop_map(Op::Answer),
         1 => (0..HOMES.len()).prop_map(Op::HomeGone),
         2 => prop_oneof![Just(500u64), Just(3_000), Just(25_000)].prop_map(Op::Wait),
+        2 => (0..CLIENTS, 0..INTEREST_SETS.len()).prop_map(|(i, set)| Op::Interests(i, set)),
     ]
 }
 
@@ -77,6 +83,7 @@ impl World {
             resume_grace: 20_000,
             confirm_timeout: 3_000,
             rematch_cooldown,
+            interest_wait: 10_000,
         };
         let mut world = World {
             mm: Matchmaking::new(settings, Ids::from_seed([5; 32])),
@@ -182,6 +189,10 @@ impl World {
                 }
                 self.apply(Input::HomeGone { home: HOMES[h] });
             }
+            Op::Interests(i, set) if self.present(i) => {
+                let interests = INTEREST_SETS[set].iter().map(|s| (*s).to_owned()).collect();
+                self.apply(Input::Interests { conn: self.sockets[i], interests: Some(interests), wait: None });
+            }
             Op::Wait(ms) => {
                 self.now += ms;
                 self.mm.tick(self.now);
@@ -240,7 +251,12 @@ impl World {
         for &(seq, id, partner_seq) in newly_paired {
             let partner = self.mm.client(id).and_then(|c| c.partner());
             let allowed = partner.is_some_and(|p| self.mm.may_pair(id, p, self.now));
-            prop_assert!(allowed, "client {} was paired again with {:?} within the rematch cooldown", id, partner);
+            prop_assert!(
+                allowed,
+                "client {} was paired with {:?}, whom it may not be paired with (cooldown or interests)",
+                id,
+                partner
+            );
             for &(waiting_seq, waiting) in &eligible {
                 let skipped = waiting_seq < seq && waiting_seq < partner_seq && self.mm.may_pair(waiting, id, self.now);
                 prop_assert!(

@@ -88,6 +88,7 @@ fn encode_messages(c: &mut Criterion) {
                 signaling_url: "ws://127.0.0.1:8081/ws",
                 ticket: &ticket,
                 ice_servers: &ice_servers,
+                common_interests: &[],
             }))
         })
     });

@@ -233,6 +233,9 @@ impl QueueTask {
                 | Input::Drain { .. } => {
                     retry.push_back(input);
                 }
+                // The `available` or `next` it came with is answered `unavailable`; the client
+                // sends its interests again with the next one.
+                Input::Interests { .. } => {}
             }
         }
     }

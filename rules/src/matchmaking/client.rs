@@ -69,12 +69,25 @@ pub struct Client {
     /// Recent partners it may not be paired with again until the time given (the rematch
     /// cooldown); kept by both of the two.
     pub met: Vec<(ClientId, Millis)>,
+    /// What it would like to talk about (lower-cased, no duplicates); empty: anything.
+    pub interests: Vec<String>,
+    /// How long it waits for someone who shares an interest before anyone will do.
+    pub interest_wait: Millis,
 }
 
 impl Client {
     /// A client that just connected.
     pub fn new(conn: Conn) -> Self {
-        Client { conn, present: true, away_since: None, standing: Standing::Idle, generation: 0, met: Vec::new() }
+        Client {
+            conn,
+            present: true,
+            away_since: None,
+            standing: Standing::Idle,
+            generation: 0,
+            met: Vec::new(),
+            interests: Vec::new(),
+            interest_wait: 0,
+        }
     }
 
     /// Its place in the queue, while waiting or being confirmed.
@@ -83,6 +96,26 @@ impl Client {
             Standing::Waiting { seq, .. } | Standing::Confirming { seq, .. } => Some(seq),
             _ => None,
         }
+    }
+
+    /// Whether it would take `other` at `now`, as far as interests go: anyone if it has none or
+    /// has waited past its interest wait, else only someone who shares one.
+    pub fn takes(&self, other: &Client, now: Millis) -> bool {
+        if self.interests.is_empty() {
+            return true;
+        }
+        let past_wait = match self.standing {
+            Standing::Waiting { since, .. } | Standing::Confirming { since, .. } => {
+                now >= since.saturating_add(self.interest_wait)
+            }
+            _ => false,
+        };
+        past_wait || self.interests.iter().any(|i| other.interests.contains(i))
+    }
+
+    /// The interests it shares with `other`, in its own order.
+    pub fn common_interests(&self, other: &Client) -> Vec<String> {
+        self.interests.iter().filter(|i| other.interests.contains(i)).cloned().collect()
     }
 
     /// Whether it may be paired with `other` at `now`, as far as the rematch cooldown goes.

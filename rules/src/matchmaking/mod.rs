@@ -14,6 +14,9 @@
 //!   its place at the head of the queue and never hears of it.
 //! - `next` ends a match, the partner hears `partner-left`; both are queued again (the partner
 //!   only with `requeue_on_partner_leave`). `leave` leaves queue and match; the socket stays.
+//! - Interests: a client with interests is paired only with someone who shares one, until it
+//!   has waited its interest wait; after that, or without interests, with anyone who would take
+//!   it. FIFO holds within what both sides allow. `matched` names the interests they share.
 //! - No instant rematch: two clients whose match ended are not paired with each other again
 //!   for `rematch_cooldown`, even if nobody else waits; they wait, and are paired when it ends.
 //! - A socket that ends without a close frame leaves its client away for the grace window:
@@ -52,6 +55,9 @@ pub struct Settings {
     /// `REMATCH_COOLDOWN_SECS` in ms: two clients whose match ended are not paired with each
     /// other again for this long; 0 lets them be paired again at once.
     pub rematch_cooldown: Millis,
+    /// `INTEREST_WAIT_SECS` in ms: how long a client with interests waits for someone who shares
+    /// one, when it does not say.
+    pub interest_wait: Millis,
 }
 
 impl Default for Settings {
@@ -61,6 +67,7 @@ impl Default for Settings {
             resume_grace: 20_000,
             confirm_timeout: 3_000,
             rematch_cooldown: 30_000,
+            interest_wait: 10_000,
         }
     }
 }
@@ -79,6 +86,17 @@ pub enum Input {
     Available {
         /// The socket.
         conn: Conn,
+    },
+    /// The `interests` (and `interestWaitSecs`) an `available` or `next` carried; applied just
+    /// before it, and kept until the next one that carries them.
+    Interests {
+        /// The socket.
+        conn: Conn,
+        /// Lower-cased, without duplicates (empty: anything); `None`: as they were.
+        interests: Option<Vec<String>>,
+        /// How long to wait for someone who shares one; `None` with new interests: the
+        /// operator's default, else as it was.
+        wait: Option<Millis>,
     },
     /// `next`.
     Next {
@@ -146,6 +164,8 @@ pub enum Event {
         initiator: bool,
         /// Whose instance's signaler both partners use.
         via: HomeId,
+        /// The interests the two share (empty: a random match).
+        common: Vec<String>,
     },
     /// The partner ended the match, or left for good.
     PartnerLeft {
@@ -262,6 +282,8 @@ enum Timer {
     Check(ClientId, u64),
     /// A rematch cooldown of the client's may be over: it may be pairable now.
     Cooldown(ClientId),
+    /// The client's interest wait may be over: anyone may do now.
+    InterestWait(ClientId),
 }
 
 /// The queue, the matches, and every client.
@@ -353,6 +375,9 @@ impl Matchmaking {
             for (_, until) in &client.met {
                 mm.timers.at(*until, Timer::Cooldown(*id));
             }
+            if let (false, Standing::Waiting { since, .. }) = (client.interests.is_empty(), client.standing) {
+                mm.timers.at(since.saturating_add(client.interest_wait), Timer::InterestWait(*id));
+            }
             if client.present {
                 mm.by_conn.insert(client.conn, *id);
             } else {
@@ -405,6 +430,22 @@ impl Matchmaking {
             Input::Available { conn } => {
                 if let Some(id) = self.by_conn.get(&conn).copied() {
                     self.available(id, now);
+                }
+            }
+            Input::Interests { conn, interests, wait } => {
+                let default_wait = self.settings.interest_wait;
+                if let Some(client) = self.by_conn.get(&conn).and_then(|id| self.clients.get_mut(id)) {
+                    if let Some(interests) = interests {
+                        client.interests = interests;
+                        client.interest_wait = wait.unwrap_or(default_wait);
+                    } else if let Some(wait) = wait {
+                        client.interest_wait = wait;
+                    }
+                }
+                if let Some(id) = self.by_conn.get(&conn).copied() {
+                    self.touch(id);
+                    self.arm_interest_wait(id);
+                    self.settle(id);
                 }
             }
             Input::Next { conn } => {
@@ -473,6 +514,7 @@ impl Matchmaking {
                         self.remove(id, now);
                     }
                 }
+                Timer::InterestWait(id) => self.settle(id),
                 Timer::Cooldown(id) => {
                     if let Some(client) = self.clients.get_mut(&id) {
                         client.met.retain(|(_, until)| *until > now);
@@ -527,7 +569,8 @@ impl Matchmaking {
     /// Whether `a` and `b` may be paired with each other at `now` (both known, not the same, not
     /// in a rematch cooldown), for checks.
     pub fn may_pair(&self, a: ClientId, b: ClientId, now: Millis) -> bool {
-        a != b && self.clients.get(&a).is_some_and(|c| c.may_meet(b, now)) && self.clients.contains_key(&b)
+        let (Some(x), Some(y)) = (self.clients.get(&a), self.clients.get(&b)) else { return false };
+        a != b && x.may_meet(b, now) && x.takes(y, now) && y.takes(x, now)
     }
 
     /// The client a socket is.
@@ -665,7 +708,8 @@ impl Matchmaking {
             }
             Some(Standing::Matched { room, partner, initiator, via }) => {
                 self.send(id, Event::Resumed { client: id, state: ResumedState::Matched, generation });
-                self.send(id, Event::Matched { room, partner, initiator, via });
+                let common = self.common_interests(id, partner);
+                self.send(id, Event::Matched { room, partner, initiator, via, common });
                 let partner_present = self.clients.get(&partner).is_some_and(|p| p.present);
                 if partner_present {
                     if !was_present {
@@ -709,7 +753,8 @@ impl Matchmaking {
         let order = if first_is_me { [id, partner] } else { [partner, id] };
         for me in order {
             if let Some(Standing::Matched { room, partner, initiator, via }) = self.standing(me) {
-                self.send(me, Event::Matched { room, partner, initiator, via });
+                let common = self.common_interests(me, partner);
+                self.send(me, Event::Matched { room, partner, initiator, via, common });
             }
         }
     }
@@ -807,15 +852,16 @@ impl Matchmaking {
         if !client.present || self.is_draining(client.conn.home) {
             return;
         }
-        let found = if self.draining.is_empty() && client.met.is_empty() {
-            self.queue.oldest_for(id, |_| true)
-        } else {
-            let (clients, draining) = (&self.clients, &self.draining);
-            self.queue.oldest_for(id, |other| {
+        // The longest-waiting client both sides allow (usually the first one looked at).
+        let (clients, draining) = (&self.clients, &self.draining);
+        let found = self.queue.oldest_for(id, |other| {
+            clients.get(&other).is_some_and(|c| {
                 client.may_meet(other, now)
-                    && (draining.is_empty() || clients.get(&other).is_some_and(|c| !draining.contains(&c.conn.home)))
+                    && client.takes(c, now)
+                    && c.takes(client, now)
+                    && (draining.is_empty() || !draining.contains(&c.conn.home))
             })
-        };
+        });
         let Some((other_seq, other)) = found else { return };
         let (older, newer) = if other_seq < seq { (other, id) } else { (id, other) };
         self.pair(older, newer, now);
@@ -863,6 +909,24 @@ impl Matchmaking {
             if !matches!(standing, Standing::Matched { .. }) && self.is_draining(home) {
                 self.closing.push((id, Closing::Restart));
             }
+            if matches!(standing, Standing::Waiting { .. }) {
+                self.arm_interest_wait(id);
+            }
+        }
+    }
+
+    /// A waiting client with interests is looked at again when its interest wait ends.
+    fn arm_interest_wait(&mut self, id: ClientId) {
+        let Some(client) = self.clients.get(&id) else { return };
+        if let (false, Standing::Waiting { since, .. }) = (client.interests.is_empty(), client.standing) {
+            self.timers.at(since.saturating_add(client.interest_wait), Timer::InterestWait(id));
+        }
+    }
+
+    fn common_interests(&self, a: ClientId, b: ClientId) -> Vec<String> {
+        match (self.clients.get(&a), self.clients.get(&b)) {
+            (Some(x), Some(y)) => x.common_interests(y),
+            _ => Vec::new(),
         }
     }
 

@@ -137,11 +137,11 @@ fn two_waiting_clients_are_paired_and_the_longer_waiting_one_offers() {
     sim.available(b);
     let heard_a = sim.take(a_id);
     let heard_b = sim.take(b_id);
-    let Some(Event::Matched { room, partner, initiator: true, via }) = heard_a.last().cloned() else {
+    let Some(Event::Matched { room, partner, initiator: true, via, .. }) = heard_a.last().cloned() else {
         panic!("{heard_a:?}")
     };
     assert_eq!((partner, via), (b_id, HOME));
-    assert_eq!(heard_b.last(), Some(&Event::Matched { room, partner: a_id, initiator: false, via }));
+    assert_eq!(heard_b.last(), Some(&Event::Matched { room, partner: a_id, initiator: false, via, common: vec![] }));
     assert_eq!(sim.mm.stats(), Stats { online: 2, waiting: 0, rooms: 1 });
 }
 
@@ -620,4 +620,80 @@ fn with_no_rematch_cooldown_the_two_are_paired_again_at_once() {
     let mut sim = Sim::with(Settings { rematch_cooldown: 0, ..Settings::default() });
     let (a_id, b_id) = next_between_two(&mut sim);
     assert_eq!(sim.matched_with(a_id), Some(b_id));
+}
+
+// ---- interests ---------------------------------------------------------------------------------
+
+fn interested(sim: &mut Sim, interests: &[&str]) -> (Conn, ClientId) {
+    let (conn, id) = sim.connect();
+    let interests = interests.iter().map(|i| (*i).to_owned()).collect();
+    sim.apply(Input::Interests { conn, interests: Some(interests), wait: None });
+    sim.available(conn);
+    (conn, id)
+}
+
+fn common_of(events: &[Event]) -> Option<Vec<String>> {
+    events.iter().rev().find_map(|e| match e {
+        Event::Matched { common, .. } => Some(common.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_client_with_interests_is_paired_with_the_longest_waiting_one_who_shares_one() {
+    let mut sim = Sim::new();
+    let (_, chess_id) = interested(&mut sim, &["chess"]);
+    let (_, music_id) = interested(&mut sim, &["music"]);
+    let (_, both_id) = interested(&mut sim, &["music", "chess"]);
+    assert_eq!(sim.matched_with(both_id), Some(chess_id), "the older of the two it shares one with");
+    assert_eq!(common_of(&sim.take(chess_id)), Some(vec!["chess".to_owned()]));
+    assert!(!matched(&sim.take(music_id)));
+}
+
+#[test]
+fn clients_with_nothing_in_common_wait_until_their_interest_wait_is_over() {
+    let mut sim = Sim::new();
+    let (_, chess_id) = interested(&mut sim, &["chess"]);
+    let (_, music_id) = interested(&mut sim, &["music"]);
+    sim.advance(Settings::default().interest_wait - 1);
+    assert!(!matched(&sim.take(chess_id)), "just before the end of the wait");
+    sim.advance(1);
+    assert_eq!(sim.matched_with(chess_id), Some(music_id));
+    assert_eq!(common_of(&sim.take(music_id)), Some(vec![]), "a random match shares nothing");
+}
+
+#[test]
+fn a_client_without_interests_is_not_paired_with_one_still_in_its_interest_wait() {
+    let mut sim = Sim::new();
+    let (_, chess_id) = interested(&mut sim, &["chess"]);
+    let (plain, plain_id) = sim.connect();
+    sim.available(plain);
+    assert!(!matched(&sim.take(plain_id)));
+    let (other, other_id) = sim.connect();
+    sim.available(other);
+    assert_eq!(sim.matched_with(other_id), Some(plain_id), "two without interests meet at once");
+    assert!(!matched(&sim.take(chess_id)));
+}
+
+#[test]
+fn interests_last_until_an_available_or_next_carries_new_ones() {
+    let mut sim = Sim::new();
+    let (_, chess_id) = interested(&mut sim, &["chess"]);
+    let (conn, id) = interested(&mut sim, &["music"]);
+    assert!(!matched(&sim.take(id)));
+    // It changes its mind while waiting: now it shares one.
+    sim.apply(Input::Interests { conn, interests: Some(vec!["chess".into()]), wait: None });
+    sim.available(conn);
+    assert_eq!(sim.matched_with(id), Some(chess_id));
+}
+
+#[test]
+fn an_interest_wait_of_zero_takes_anyone_at_once() {
+    let mut sim = Sim::new();
+    let (plain, plain_id) = sim.connect();
+    sim.available(plain);
+    let (conn, id) = sim.connect();
+    sim.apply(Input::Interests { conn, interests: Some(vec!["chess".into()]), wait: Some(0) });
+    sim.available(conn);
+    assert_eq!(sim.matched_with(id), Some(plain_id));
 }

@@ -16,9 +16,9 @@ pub enum ClientMessage {
         token: String,
     },
     /// Join the queue.
-    Available,
+    Available(Wish),
     /// End the current match and queue again (or just queue when unmatched).
-    Next,
+    Next(Wish),
     /// Leave the queue and any match; the socket stays open.
     Leave,
     /// App-level keepalive.
@@ -39,14 +39,81 @@ impl ClientMessage {
         let env = Envelope::parse(text)?;
         Ok(match env.kind() {
             "auth" => ClientMessage::Auth { token: env.string("token")? },
-            "available" => ClientMessage::Available,
-            "next" => ClientMessage::Next,
+            "available" => ClientMessage::Available(Wish::decode(&env)?),
+            "next" => ClientMessage::Next(Wish::decode(&env)?),
             "leave" => ClientMessage::Leave,
             "ping" => ClientMessage::Ping,
             "resume" => ClientMessage::Resume { token: env.string("token")? },
             other => return Err(unknown_type(other)),
         })
     }
+}
+
+/// Most interests an `available` or `next` may carry.
+pub const MAX_INTERESTS: usize = 10;
+/// Longest interest, in characters after trimming.
+pub const MAX_INTEREST_CHARS: usize = 32;
+/// Longest `interestWaitSecs`.
+pub const MAX_INTEREST_WAIT_SECS: u64 = 60;
+
+/// What an `available` or `next` may say about whom to meet: `interests` (lower-cased, trimmed,
+/// without duplicates) and `interestWaitSecs`. `None`: the field was not there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wish {
+    /// The interests, when the field was sent (an empty list clears them).
+    pub interests: Option<Vec<String>>,
+    /// How long to wait for someone who shares one, in seconds.
+    pub interest_wait_secs: Option<u64>,
+}
+
+impl Wish {
+    fn decode(env: &Envelope<'_>) -> Result<Self, Rejected> {
+        let interests = match env.raw("interests") {
+            None => None,
+            Some(raw) => Some(parse_interests(raw.get())?),
+        };
+        let interest_wait_secs = match env.raw("interestWaitSecs") {
+            None => None,
+            Some(raw) => match serde_json::from_str::<u64>(raw.get()) {
+                Ok(secs) if secs <= MAX_INTEREST_WAIT_SECS => Some(secs),
+                _ => {
+                    return Err(super::bad_message(format!(
+                        "`interestWaitSecs` must be a whole number of seconds from 0 to {MAX_INTEREST_WAIT_SECS}"
+                    )))
+                }
+            },
+        };
+        Ok(Wish { interests, interest_wait_secs })
+    }
+
+    /// Whether it says anything.
+    pub fn is_empty(&self) -> bool {
+        self.interests.is_none() && self.interest_wait_secs.is_none()
+    }
+}
+
+fn parse_interests(raw: &str) -> Result<Vec<String>, Rejected> {
+    let wrong = || {
+        super::bad_message(format!(
+            "`interests` must be a list of at most {MAX_INTERESTS} strings of 1 to {MAX_INTEREST_CHARS} characters"
+        ))
+    };
+    let list: Vec<String> = serde_json::from_str(raw).map_err(|_| wrong())?;
+    if list.len() > MAX_INTERESTS {
+        return Err(wrong());
+    }
+    let mut interests: Vec<String> = Vec::with_capacity(list.len());
+    for interest in list {
+        let interest = interest.trim().to_lowercase();
+        let chars = interest.chars().count();
+        if chars == 0 || chars > MAX_INTEREST_CHARS {
+            return Err(wrong());
+        }
+        if !interests.contains(&interest) {
+            interests.push(interest);
+        }
+    }
+    Ok(interests)
 }
 
 /// What the matchmaker sends.
@@ -92,6 +159,8 @@ pub enum ServerMessage<'a> {
         ticket: &'a str,
         /// `RTCIceServer` objects, ready for `new RTCPeerConnection({iceServers})`.
         ice_servers: &'a RawValue,
+        /// The interests the two share (empty: a random match).
+        common_interests: &'a [String],
     },
     /// The partner sent `next` or `leave`, or disconnected.
     PartnerLeft {
@@ -173,8 +242,11 @@ mod tests {
             ClientMessage::decode(r#"{"type":"auth","token":"t"}"#).unwrap(),
             ClientMessage::Auth { token: "t".into() }
         );
-        assert_eq!(ClientMessage::decode(r#"{"type":"available"}"#).unwrap(), ClientMessage::Available);
-        assert_eq!(ClientMessage::decode(r#"{"type":"next","x":1}"#).unwrap(), ClientMessage::Next);
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"available"}"#).unwrap(),
+            ClientMessage::Available(Wish::default())
+        );
+        assert_eq!(ClientMessage::decode(r#"{"type":"next","x":1}"#).unwrap(), ClientMessage::Next(Wish::default()));
         assert_eq!(ClientMessage::decode(r#"{"type":"leave"}"#).unwrap(), ClientMessage::Leave);
         assert_eq!(ClientMessage::decode(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
         assert_eq!(
@@ -200,11 +272,56 @@ mod tests {
             signaling_url: "ws://x/ws",
             ticket: "t",
             ice_servers: &ice,
+            common_interests: &["chess".to_owned()],
         });
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["commonInterests"], serde_json::json!(["chess"]));
         assert_eq!(value["type"], "matched");
         assert_eq!(value["roomId"], Uuid::nil().to_string());
         assert_eq!(value["signalingUrl"], "ws://x/ws");
         assert_eq!(value["iceServers"], serde_json::json!([]));
+    }
+
+    fn wish(text: &str) -> Result<Wish, ErrorCode> {
+        match ClientMessage::decode(text) {
+            Ok(ClientMessage::Available(wish) | ClientMessage::Next(wish)) => Ok(wish),
+            Ok(other) => panic!("{other:?}"),
+            Err(rejected) => Err(rejected.code),
+        }
+    }
+
+    #[test]
+    fn interests_are_trimmed_lower_cased_and_counted_once() {
+        let got = wish(r#"{"type":"available","interests":[" Chess ","MUSIC","chess"],"interestWaitSecs":5}"#);
+        let want = Wish { interests: Some(vec!["chess".into(), "music".into()]), interest_wait_secs: Some(5) };
+        assert_eq!(got, Ok(want));
+        assert_eq!(wish(r#"{"type":"next","interests":[]}"#).map(|w| w.interests), Ok(Some(vec![])));
+    }
+
+    #[test]
+    fn interests_at_their_limits_are_taken() {
+        let ten: Vec<String> = (0..MAX_INTERESTS).map(|i| format!("t{i}")).collect();
+        let text = serde_json::json!({"type":"available","interests":ten,"interestWaitSecs":MAX_INTEREST_WAIT_SECS});
+        assert!(wish(&text.to_string()).is_ok());
+        let longest = "é".repeat(MAX_INTEREST_CHARS);
+        assert!(wish(&serde_json::json!({"type":"available","interests":[longest]}).to_string()).is_ok());
+    }
+
+    #[test]
+    fn interests_beyond_their_limits_are_bad_messages() {
+        let eleven: Vec<String> = (0..=MAX_INTERESTS).map(|i| format!("t{i}")).collect();
+        let too_long = "x".repeat(MAX_INTEREST_CHARS + 1);
+        for text in [
+            serde_json::json!({"type":"available","interests":eleven}),
+            serde_json::json!({"type":"available","interests":[too_long]}),
+            serde_json::json!({"type":"available","interests":["  "]}),
+            serde_json::json!({"type":"available","interests":[1]}),
+            serde_json::json!({"type":"available","interests":"chess"}),
+            serde_json::json!({"type":"next","interestWaitSecs":MAX_INTEREST_WAIT_SECS + 1}),
+            serde_json::json!({"type":"next","interestWaitSecs":-1}),
+            serde_json::json!({"type":"next","interestWaitSecs":2.5}),
+        ] {
+            assert_eq!(wish(&text.to_string()), Err(ErrorCode::BadMessage), "{text}");
+        }
     }
 }
