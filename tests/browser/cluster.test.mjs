@@ -4,11 +4,6 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import {
   WAIT_MS,
   connectAll,
@@ -20,6 +15,7 @@ import {
   startServer,
   waitForMessage,
 } from './lib/harness.mjs';
+import { startRedis } from './lib/redis.mjs';
 
 const TIMEOUT = { timeout: 90000 };
 let browser;
@@ -33,45 +29,6 @@ after(async () => {
   await browser?.close();
 });
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A redis-server of the test's own; resolves once it accepts connections. */
-async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'strangers-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + WAIT_MS;
-  for (;;) {
-    const up = await new Promise((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error('redis-server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop() {
-      child.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 test('a page served by one instance chats with a page served by another', TIMEOUT, async (t) => {
   const redis = await startRedis();

@@ -13,9 +13,9 @@ let localStream = null;
 // ---- client -> view --------------------------------------------------------
 
 client.addEventListener('statechange', (ev) => {
-  const { state, reason } = ev.detail;
-  view.renderState(state, reason);
-  if (state === State.CONNECTED) view.showNotice(null);
+  const { state, reason, chatting } = ev.detail;
+  view.renderState(state, reason, chatting);
+  if (state === State.CONNECTED) view.clearNotice();
   scheduleStats();
 });
 
@@ -26,6 +26,9 @@ client.addEventListener('matched', () => {
 });
 
 client.addEventListener('message', (ev) => view.addMessage('stranger', ev.detail.text));
+
+// A blip on the stranger's side: say so, and take it back when they are back.
+client.addEventListener('partner-unstable', (ev) => view.setPartnerUnstable(ev.detail.unstable));
 
 client.addEventListener('remotestream', (ev) => view.setRemoteStream(ev.detail.stream));
 
@@ -89,7 +92,7 @@ el.videoToggle.addEventListener('click', async () => {
     client.setMedia(localStream);
     view.setLocalStream(localStream);
     view.setVideoToggle(true);
-    view.showNotice(null);
+    view.clearNotice();
   } catch (err) {
     view.setVideoToggle(false);
     view.showNotice(cameraErrorText(err));
@@ -152,7 +155,8 @@ document.addEventListener('visibilitychange', () => {
   if (!document.hidden) scheduleStats(0);
 });
 
-// Leave the queue and any chat promptly when the page goes away.
+// Leave the queue and any chat promptly when the page goes away: close code
+// 1000 on both sockets, a goodbye, so the server keeps no seat for us.
 window.addEventListener('pagehide', () => client.close());
 
 view.renderState(client.state, client.reason);

@@ -4,6 +4,7 @@
 const STATUS = {
   idle: {
     stop: 'Stopped. Press Start to meet a stranger.',
+    replaced: 'This chat continued in another tab.',
     'connection-lost': 'Disconnected. Press Start to meet a stranger.',
     default: 'Press Start to meet a stranger.',
   },
@@ -23,7 +24,7 @@ const STATUS = {
     replaced: 'This chat continued in another tab.',
     default: 'This chat has ended. Press Next to meet someone new.',
   },
-  reconnecting: { default: 'Connection lost. Retrying…' },
+  reconnecting: { default: 'Connection lost. Reconnecting…' },
 };
 
 const HINTS = {
@@ -32,10 +33,13 @@ const HINTS = {
   connecting: ['Stranger found!', 'Opening a direct connection…'],
   connected: ['You’re connected.', 'Say hi! Messages go straight to the stranger.'],
   ended: ['Chat ended.', 'Press Next to meet someone new.'],
-  reconnecting: ['Connection lost.', 'Retrying. You’ll be back in the queue as soon as the server answers.'],
+  reconnecting: ['Connection lost.', 'Reconnecting. You keep your place in the queue, or your stranger, if you’re back within a few seconds.'],
 };
 
 /** Status line text for a client state and the reason it was entered. */
+/** The notice shown while the stranger's connection is away. */
+export const UNSTABLE_TEXT = 'The stranger’s connection is unstable. Waiting for them to come back…';
+
 export function statusText(state, reason) {
   const table = STATUS[state] || STATUS.idle;
   return table[reason] || table.default;
@@ -91,7 +95,8 @@ export function createView(doc = document) {
   return {
     el,
 
-    renderState(next, reason) {
+    /** `chatting`: a chat is still open (it stays usable while reconnecting). */
+    renderState(next, reason, chatting = false) {
       state = next;
       el.app.dataset.state = next;
       el.status.dataset.state = next;
@@ -105,7 +110,7 @@ export function createView(doc = document) {
       el.next.hidden = el.stop.hidden = idle;
       el.next.disabled = !['connecting', 'connected', 'ended'].includes(next);
       el.stop.disabled = idle;
-      el.send.disabled = next !== 'connected';
+      el.send.disabled = !(next === 'connected' || (next === 'reconnecting' && chatting));
       // Never strand keyboard focus on a button that was just disabled.
       if (hadFocus && hadFocus.disabled) (idle ? el.start : el.stop).focus();
       renderHint();
@@ -138,9 +143,21 @@ export function createView(doc = document) {
     },
 
     /** Show a one-line notice (errors, camera fallbacks); null hides it. */
-    showNotice(text) {
+    showNotice(text, kind = 'info') {
       el.notice.textContent = text || '';
       el.notice.hidden = !text;
+      el.notice.dataset.kind = text ? kind : '';
+    },
+
+    /** Hide the notice unless it is the stranger-unstable one (which partner-unstable clears). */
+    clearNotice() {
+      if (el.notice.dataset.kind !== 'unstable') this.showNotice(null);
+    },
+
+    /** Show or hide "the stranger's connection is unstable". */
+    setPartnerUnstable(unstable) {
+      if (unstable) this.showNotice(UNSTABLE_TEXT, 'unstable');
+      else if (el.notice.dataset.kind === 'unstable') this.showNotice(null);
     },
 
     setOnline(count) {

@@ -60,6 +60,7 @@ export function startServer({ env = {}, port = 0 } = {}) {
   return ready.then((url) => ({
     url,
     port: Number(new URL(url).port),
+    signalerPort: Number((/^signaler listening on \S+:(\d+)$/m.exec(stdout) || [])[1]) || null,
     output: () => ({ stdout, stderr }),
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
@@ -73,8 +74,12 @@ export function startServer({ env = {}, port = 0 } = {}) {
   }));
 }
 
-/** Launch headless Chromium with every flag from shared/notes/browser-tests.md. */
-export function launchBrowser() {
+/**
+ * Launch headless Chromium with every flag from shared/notes/browser-tests.md.
+ * `hosts`: more host names or addresses the pages use (each needs its resolver EXCLUDE).
+ */
+export function launchBrowser({ hosts = [] } = {}) {
+  const excluded = ['localhost', '127.0.0.1', ...hosts].map((h) => `EXCLUDE ${h}`).join(' , ');
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -83,7 +88,7 @@ export function launchBrowser() {
       '--allow-loopback-in-peer-connection', // gather 127.0.0.1 candidates
       '--use-fake-device-for-media-stream', // fake camera and microphone
       '--use-fake-ui-for-media-stream', // grant the camera permission (also un-hides host candidates)
-      '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+      `--host-resolver-rules=MAP * ~NOTFOUND , ${excluded}`,
       '--disable-gpu',
       '--disable-quic',
       '--no-first-run',
