@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use shared::limits::{Limits, TrustedProxies};
-use support::{upgrade_status, Client, Stack};
+use support::{upgrade_answer, upgrade_status, Client, Stack};
 use tokio::time::MissedTickBehavior;
 
 /// Limits for one test: the defaults with `change` applied.
@@ -471,22 +471,6 @@ async fn by_default_the_257th_message_of_a_burst_is_rate_limited_and_the_socket_
         // The socket is still open: the next message after a token comes back is answered.
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         client.assert_open().await;
-    }
-}
-
-/// The status and `Retry-After` of an upgrade to `url` with these headers (101 and none when
-/// accepted; the socket is then closed).
-async fn upgrade_answer(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>) {
-    match Client::connect_with_headers(url, headers).await {
-        Ok(client) => {
-            client.close().await;
-            (101, None)
-        }
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-            (response.status().as_u16(), retry_after)
-        }
-        Err(other) => panic!("upgrade failed without an HTTP answer: {other}"),
     }
 }
 

@@ -373,12 +373,21 @@ impl Client {
 /// The HTTP status a WebSocket upgrade to `url` with these headers gets: 101 when accepted
 /// (the socket is then closed), else the refusal's status.
 pub async fn upgrade_status(url: &str, headers: &[(&str, &str)]) -> u16 {
+    upgrade_answer(url, headers).await.0
+}
+
+/// The status and `Retry-After` of a WebSocket upgrade to `url` with these headers (101 and none
+/// when accepted; the socket is then closed).
+pub async fn upgrade_answer(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>) {
     match Client::connect_with_headers(url, headers).await {
         Ok(client) => {
             client.close().await;
-            101
+            (101, None)
         }
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            (response.status().as_u16(), retry_after)
+        }
         Err(other) => panic!("upgrade failed without an HTTP answer: {other}"),
     }
 }

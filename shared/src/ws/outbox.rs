@@ -89,7 +89,7 @@ impl Outbox {
         let direct = !self.0.is_stopping();
         let mut line = self.0.line();
         let posted = line.post(text, self.0.bounds, direct);
-        let queued = line.queued();
+        let queued = if posted == Posted::Full { line.queued() } else { (0, 0) };
         drop(line);
         if posted.wakes_driver() {
             self.0.writer.wake();
