@@ -25,7 +25,7 @@ impl Driver {
     fn connect(&mut self) -> Conn {
         let conn = Conn::new(HOME, self.next);
         self.next += 1;
-        self.apply(Input::Connect { conn, client: uuid::Uuid::from_u128(u128::from(self.next)) });
+        self.apply(Input::Connect { conn, client: uuid::Uuid::from_u128(u128::from(self.next)), address: None });
         conn
     }
 

@@ -1,16 +1,20 @@
 //! The pairing rules under random sequences of what clients and instances do: available,
 //! next, leave, clean and unclean closes, resumes (good and stale tokens), presence checks
-//! answered late or not at all, instances dying, time passing. After every step:
+//! answered late or not at all, instances dying, time passing, blocks and reports (which ban
+//! after two reporters). After every step:
 //! - nobody is paired with itself, and a match is the same match seen from both sides;
+//! - never a blocked pair, never a banned client;
 //! - FIFO: of the clients that may be paired, at most one is left unpaired, and it is the
 //!   youngest of those the step paired or left;
 //! - nobody is lost: a client that asked for a partner and is there is waiting, being
-//!   confirmed or matched (or idle because its partner left and requeueing is off);
+//!   confirmed or matched (or idle because its partner left and requeueing is off, or because
+//!   it is banned);
 //! - nobody hears `matched` for a match that is not the one it is in.
 
 use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
+use rules::matchmaking::safety::{Reason, SafetySettings};
 use rules::matchmaking::{Event, Input, Matchmaking, Output, Settings, Standing};
 use rules::{ClientId, Conn, HomeId, Ids};
 
@@ -32,7 +36,12 @@ enum Op {
     Wait(u64),
     /// The client's next `available`/`next` carries one of a few sets of interests.
     Interests(usize, usize),
+    /// `block` (`false`) or `report` (`true`).
+    Block(usize, bool),
 }
+
+/// Client addresses: a few, so that some clients share one and reports can ban.
+const ADDRESSES: usize = 4;
 
 /// The sets of interests clients choose from.
 const INTEREST_SETS: [&[&str]; 4] = [&[], &["chess"], &["music"], &["chess", "music"]];
@@ -49,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..HOMES.len()).prop_map(Op::HomeGone),
         2 => prop_oneof![Just(500u64), Just(3_000), Just(25_000)].prop_map(Op::Wait),
         2 => (0..CLIENTS, 0..INTEREST_SETS.len()).prop_map(|(i, set)| Op::Interests(i, set)),
+        1 => (0..CLIENTS, any::<bool>()).prop_map(|(i, report)| Op::Block(i, report)),
     ]
 }
 
@@ -74,6 +84,8 @@ struct World {
     closed: HashSet<Conn>,
     /// The last `matched` each client heard: (room, partner).
     heard_match: HashMap<ClientId, (uuid::Uuid, ClientId)>,
+    /// Pairs one of which blocked (or reported) the other.
+    blocked: HashSet<(ClientId, ClientId)>,
 }
 
 impl World {
@@ -84,6 +96,7 @@ impl World {
             confirm_timeout: 3_000,
             rematch_cooldown,
             interest_wait: 10_000,
+            safety: SafetySettings { report_threshold: 2, ..SafetySettings::default() },
         };
         let mut world = World {
             mm: Matchmaking::new(settings, Ids::from_seed([5; 32])),
@@ -96,11 +109,12 @@ impl World {
             checks: Vec::new(),
             closed: HashSet::new(),
             heard_match: HashMap::new(),
+            blocked: HashSet::new(),
         };
         for i in 0..CLIENTS {
             let conn = world.new_socket(i % HOMES.len());
             world.sockets.push(conn);
-            world.apply(Input::Connect { conn, client: world.ids[i] });
+            world.apply(Input::Connect { conn, client: world.ids[i], address: Some(address(i)) });
         }
         world
     }
@@ -161,7 +175,7 @@ impl World {
                 let home = (self.next_socket as usize) % HOMES.len();
                 let conn = self.new_socket(home);
                 let fresh = uuid::Uuid::from_u128(10_000 + u128::from(self.next_socket));
-                self.apply(Input::Connect { conn, client: fresh });
+                self.apply(Input::Connect { conn, client: fresh, address: Some(address(i)) });
                 let generation = if good { generation } else { generation.wrapping_add(7) };
                 self.apply(Input::Resume { conn, client: self.ids[i], generation });
                 if self.mm.client_on(conn) == Some(self.ids[i]) {
@@ -193,6 +207,26 @@ impl World {
                 let interests = INTEREST_SETS[set].iter().map(|s| (*s).to_owned()).collect();
                 self.apply(Input::Interests { conn: self.sockets[i], interests: Some(interests), wait: None });
             }
+            Op::Block(i, report) if self.present(i) => {
+                let Some(client) = self.mm.client(self.ids[i]) else { return };
+                // A client being confirmed does not know of its partner yet: to it, it waits.
+                let current = match client.standing {
+                    Standing::Matched { partner, .. } => Some(partner),
+                    _ => None,
+                };
+                let partner = current.or(client.last.as_ref().map(|l| l.partner));
+                if let Some(partner) = partner {
+                    self.blocked.insert((self.ids[i], partner));
+                    self.blocked.insert((partner, self.ids[i]));
+                }
+                let conn = self.sockets[i];
+                self.heard_match.remove(&self.ids[i]);
+                let input = match report {
+                    true => Input::Report { conn, reason: Reason::Other, note: None },
+                    false => Input::Block { conn },
+                };
+                self.apply(input);
+            }
             Op::Wait(ms) => {
                 self.now += ms;
                 self.mm.tick(self.now);
@@ -200,6 +234,10 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    fn banned(&self, client: &rules::matchmaking::Client) -> bool {
+        self.mm.safety().banned_until(&client.identity, self.now).is_some()
     }
 
     /// Clients that may be paired right now, by arrival number.
@@ -234,6 +272,8 @@ impl World {
                     _ => false,
                 };
                 prop_assert!(agrees, "{} thinks it is with {} who disagrees: {:?}", id, partner, back);
+                prop_assert!(!self.blocked.contains(&(*id, partner)), "{} is paired with {}, whom it blocked", id, partner);
+                prop_assert!(!self.banned(client), "{} is banned and paired", id);
             }
         }
         let eligible = self.eligible();
@@ -271,7 +311,7 @@ impl World {
         }
         for (i, id) in self.ids.iter().enumerate() {
             let Some(client) = self.mm.client(*id) else { continue };
-            if client.present && self.wants[i] == Wants::Partner && self.requeue {
+            if client.present && self.wants[i] == Wants::Partner && self.requeue && !self.banned(client) {
                 prop_assert!(client.standing != Standing::Idle, "client {} asked for a partner and is idle", i);
             }
             if let Some((room, partner)) = self.heard_match.get(id) {
@@ -297,6 +337,11 @@ impl World {
             })
             .collect()
     }
+}
+
+/// The address of client `i`.
+fn address(i: usize) -> String {
+    format!("192.0.2.{}", i % ADDRESSES)
 }
 
 /// A client paired in a step: its arrival number, its id, its partner's arrival number.
@@ -335,3 +380,4 @@ proptest! {
         run(true, 0, ops)?;
     }
 }
+

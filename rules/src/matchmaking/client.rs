@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::safety::Identity;
 use crate::ids::{ClientId, Conn, HomeId, RoomId};
 use crate::time::Millis;
 
@@ -73,11 +74,31 @@ pub struct Client {
     pub interests: Vec<String>,
     /// How long it waits for someone who shares an interest before anyone will do.
     pub interest_wait: Millis,
+    /// Its address and user id, for reports and bans.
+    #[serde(default)]
+    pub identity: Identity,
+    /// Clients it is never paired with: it blocked them or they blocked it (kept by both).
+    #[serde(default)]
+    pub blocked: Vec<ClientId>,
+    /// Its last match that ended, so that `block` and `report` right after still find it.
+    #[serde(default)]
+    pub last: Option<LastMatch>,
+}
+
+/// A match that ended, as `block` and `report` refer to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMatch {
+    /// The partner.
+    pub partner: ClientId,
+    /// The room.
+    pub room: RoomId,
+    /// Who the partner was.
+    pub identity: Identity,
 }
 
 impl Client {
     /// A client that just connected.
-    pub fn new(conn: Conn) -> Self {
+    pub fn new(conn: Conn, identity: Identity) -> Self {
         Client {
             conn,
             present: true,
@@ -87,6 +108,9 @@ impl Client {
             met: Vec::new(),
             interests: Vec::new(),
             interest_wait: 0,
+            identity,
+            blocked: Vec::new(),
+            last: None,
         }
     }
 
@@ -118,9 +142,10 @@ impl Client {
         self.interests.iter().filter(|i| other.interests.contains(i)).cloned().collect()
     }
 
-    /// Whether it may be paired with `other` at `now`, as far as the rematch cooldown goes.
+    /// Whether it may be paired with `other` at `now`, as far as the rematch cooldown and
+    /// blocks between clients go.
     pub fn may_meet(&self, other: ClientId, now: Millis) -> bool {
-        !self.met.iter().any(|(partner, until)| *partner == other && *until > now)
+        !self.met.iter().any(|(partner, until)| *partner == other && *until > now) && !self.blocked.contains(&other)
     }
 
     /// Its partner, when matched or being confirmed.

@@ -19,6 +19,12 @@
 //!   it. FIFO holds within what both sides allow. `matched` names the interests they share.
 //! - No instant rematch: two clients whose match ended are not paired with each other again
 //!   for `rematch_cooldown`, even if nobody else waits; they wait, and are paired when it ends.
+//! - Block and report: `block` ends the match as `next` does (or, right after a match ended,
+//!   refers to that last partner) and the two are never paired again while either exists; two
+//!   authenticated users stay apart for the block time. `report` is a block plus a report kept
+//!   for operators; enough different reporters within the window ban the reported (see
+//!   [`safety`]). A banned client's match ends, it leaves the queue, and its `available`,
+//!   `next` and `resume` are refused until the ban ends.
 //! - A socket that ends without a close frame leaves its client away for the grace window:
 //!   it keeps its place (but is not paired) or its match (the partner hears `partner-away`).
 //!   A resume on a new socket brings it back; when the window ends it has left.
@@ -30,17 +36,22 @@
 
 mod client;
 mod queue;
+pub mod safety;
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::client::{Client, Standing};
+pub use self::client::{Client, LastMatch, Standing};
 use self::queue::Queue;
+use self::safety::{Ban, Identity, Reason, Report, Safety, SafetySettings, UserPair};
 use crate::closing::Closing;
 use crate::ids::{ClientId, Conn, HomeId, Ids, RoomId};
 use crate::time::Millis;
 use crate::timers::Timers;
+
+/// Clients one client keeps as blocked, at most (the oldest block goes first).
+pub const MAX_BLOCKED_PER_CLIENT: usize = 256;
 
 /// How the rules are tuned: the operator's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +69,8 @@ pub struct Settings {
     /// `INTEREST_WAIT_SECS` in ms: how long a client with interests waits for someone who shares
     /// one, when it does not say.
     pub interest_wait: Millis,
+    /// Blocks, reports and bans.
+    pub safety: SafetySettings,
 }
 
 impl Default for Settings {
@@ -68,6 +81,7 @@ impl Default for Settings {
             confirm_timeout: 3_000,
             rematch_cooldown: 30_000,
             interest_wait: 10_000,
+            safety: SafetySettings::default(),
         }
     }
 }
@@ -81,6 +95,39 @@ pub enum Input {
         conn: Conn,
         /// The id the shell gave it.
         client: ClientId,
+        /// Its address key, when the shell knows it.
+        address: Option<String>,
+    },
+    /// `auth` succeeded on the socket: its client is this user.
+    Identify {
+        /// The socket.
+        conn: Conn,
+        /// The user id.
+        user: String,
+    },
+    /// `block`.
+    Block {
+        /// The socket.
+        conn: Conn,
+    },
+    /// `report`.
+    Report {
+        /// The socket.
+        conn: Conn,
+        /// Why.
+        reason: Reason,
+        /// What the reporter wrote.
+        note: Option<String>,
+    },
+    /// An operator bans someone.
+    Ban {
+        /// The ban.
+        ban: Ban,
+    },
+    /// An operator lifts a ban.
+    Unban {
+        /// The ban's id.
+        id: uuid::Uuid,
     },
     /// `available`.
     Available {
@@ -184,6 +231,13 @@ pub enum Event {
     },
     /// Answer to `leave`.
     Left,
+    /// Answer to `block`.
+    Blocked,
+    /// Answer to `report`.
+    Reported {
+        /// Why it reported (for the shell's counts).
+        reason: Reason,
+    },
     /// The socket is now this client, at this standing; its next token has `generation`.
     Resumed {
         /// The client the socket now is.
@@ -215,6 +269,14 @@ pub enum Refusal {
     AlreadyMatched,
     /// `resume` with a token that is unknown, used, or whose client has left.
     ResumeFailed,
+    /// `block` or `report` with no current or last partner.
+    NoPartner,
+    /// The client is banned from matching for this many more seconds (rounded up). Also said
+    /// unasked when a ban falls on a client.
+    Banned {
+        /// Seconds left.
+        retry_after_secs: u64,
+    },
 }
 
 /// What the shell is to do.
@@ -284,6 +346,10 @@ enum Timer {
     Cooldown(ClientId),
     /// The client's interest wait may be over: anyone may do now.
     InterestWait(ClientId),
+    /// A ban may be over.
+    BanEnds,
+    /// A block between two users may be over: their waiting clients may be pairable now.
+    UserBlockEnds(UserPair),
 }
 
 /// The queue, the matches, and every client.
@@ -295,6 +361,7 @@ pub struct Matchmaking {
     queue: Queue,
     timers: Timers<Timer>,
     ids: Ids,
+    safety: Safety,
     next_seq: u64,
     next_check: u64,
     waiting: usize,
@@ -326,6 +393,7 @@ impl Matchmaking {
             queue: Queue::default(),
             timers: Timers::default(),
             ids,
+            safety: Safety::new(settings.safety),
             next_seq: 1,
             next_check,
             waiting: 0,
@@ -346,6 +414,7 @@ impl Matchmaking {
     /// Records which clients change, for a shell that keeps the records elsewhere.
     pub fn track_changes(mut self) -> Self {
         self.changed = Some(Vec::new());
+        self.safety.track_changes();
         self
     }
 
@@ -358,8 +427,15 @@ impl Matchmaking {
         ids: Ids,
         now: Millis,
         records: impl IntoIterator<Item = (ClientId, Client)>,
+        safety: safety::Records,
     ) -> Self {
         let mut mm = Matchmaking::new(settings, ids);
+        mm.safety = Safety::restore(settings.safety, safety);
+        mm.arm_ban_end();
+        let blocks: Vec<(UserPair, Millis)> = mm.safety.user_blocks().map(|(p, u)| (p.clone(), u)).collect();
+        for (pair, until) in blocks {
+            mm.timers.at(until, Timer::UserBlockEnds(pair));
+        }
         mm.clients = records.into_iter().collect();
         for client in mm.clients.values_mut() {
             if let Standing::Confirming { seq, since, .. } = client.standing {
@@ -426,10 +502,39 @@ impl Matchmaking {
 
     fn apply_one(&mut self, now: Millis, input: Input) {
         match input {
-            Input::Connect { conn, client } => self.connect(conn, client),
+            Input::Connect { conn, client, address } => self.connect(conn, client, address),
+            Input::Identify { conn, user } => {
+                if let Some(id) = self.by_conn.get(&conn).copied() {
+                    if let Some(client) = self.clients.get_mut(&id) {
+                        client.identity.user = Some(user);
+                    }
+                    self.touch(id);
+                    self.enforce_bans(now);
+                }
+            }
+            Input::Block { conn } => {
+                if let Some(id) = self.by_conn.get(&conn).copied() {
+                    self.block(id, None, now);
+                }
+            }
+            Input::Report { conn, reason, note } => {
+                if let Some(id) = self.by_conn.get(&conn).copied() {
+                    self.block(id, Some((reason, note)), now);
+                }
+            }
+            Input::Ban { ban } => {
+                self.safety.add_ban(ban);
+                self.arm_ban_end();
+                self.enforce_bans(now);
+            }
+            Input::Unban { id } => {
+                self.safety.lift(id);
+            }
             Input::Available { conn } => {
                 if let Some(id) = self.by_conn.get(&conn).copied() {
-                    self.available(id, now);
+                    if !self.refuse_if_banned(id, now) {
+                        self.available(id, now);
+                    }
                 }
             }
             Input::Interests { conn, interests, wait } => {
@@ -450,7 +555,9 @@ impl Matchmaking {
             }
             Input::Next { conn } => {
                 if let Some(id) = self.by_conn.get(&conn).copied() {
-                    self.next(id, now);
+                    if !self.refuse_if_banned(id, now) {
+                        self.next(id, now);
+                    }
                 }
             }
             Input::Leave { conn } => {
@@ -515,6 +622,24 @@ impl Matchmaking {
                     }
                 }
                 Timer::InterestWait(id) => self.settle(id),
+                Timer::BanEnds => {
+                    self.safety.expire(now);
+                    self.arm_ban_end();
+                }
+                Timer::UserBlockEnds(pair) => {
+                    if self.safety.end_user_block(&pair, now) {
+                        let users = [Some(&pair.0), Some(&pair.1)];
+                        let waiting: Vec<ClientId> = self
+                            .clients
+                            .iter()
+                            .filter(|(_, c)| c.seq().is_some() && users.contains(&c.identity.user.as_ref()))
+                            .map(|(id, _)| *id)
+                            .collect();
+                        for id in waiting {
+                            self.settle(id);
+                        }
+                    }
+                }
                 Timer::Cooldown(id) => {
                     if let Some(client) = self.clients.get_mut(&id) {
                         client.met.retain(|(_, until)| *until > now);
@@ -561,6 +686,17 @@ impl Matchmaking {
         Stats { online: self.by_conn.len(), waiting: self.waiting, rooms: self.rooms }
     }
 
+    /// The reports and bans, for operators.
+    pub fn safety(&self) -> &Safety {
+        &self.safety
+    }
+
+    /// The changes to the reports, bans and blocks between users since the last call (empty
+    /// unless [`Matchmaking::track_changes`] was asked for).
+    pub fn take_safety_changes(&mut self) -> Vec<safety::Change> {
+        self.safety.take_changes()
+    }
+
     /// A client's record.
     pub fn client(&self, id: ClientId) -> Option<&Client> {
         self.clients.get(&id)
@@ -570,7 +706,7 @@ impl Matchmaking {
     /// in a rematch cooldown), for checks.
     pub fn may_pair(&self, a: ClientId, b: ClientId, now: Millis) -> bool {
         let (Some(x), Some(y)) = (self.clients.get(&a), self.clients.get(&b)) else { return false };
-        a != b && x.may_meet(b, now) && x.takes(y, now) && y.takes(x, now)
+        a != b && x.may_meet(b, now) && !self.users_apart(x, y, now) && x.takes(y, now) && y.takes(x, now)
     }
 
     /// The client a socket is.
@@ -585,11 +721,11 @@ impl Matchmaking {
 
     // ---- the rules -------------------------------------------------------------------------
 
-    fn connect(&mut self, conn: Conn, id: ClientId) {
+    fn connect(&mut self, conn: Conn, id: ClientId, address: Option<String>) {
         if self.clients.contains_key(&id) || self.by_conn.contains_key(&conn) {
             return; // a repeated connect changes nothing
         }
-        self.clients.insert(id, Client::new(conn));
+        self.clients.insert(id, Client::new(conn, Identity { address, user: None }));
         self.by_conn.insert(conn, id);
         self.touch(id);
     }
@@ -649,6 +785,12 @@ impl Matchmaking {
                 self.by_conn.remove(&client.conn);
             }
             self.touch(id);
+            for other in client.blocked {
+                if let Some(c) = self.clients.get_mut(&other) {
+                    c.blocked.retain(|b| *b != id);
+                    self.touch(other);
+                }
+            }
         }
     }
 
@@ -677,6 +819,11 @@ impl Matchmaking {
         let Some(fresh) = self.by_conn.get(&conn).copied() else { return };
         if !valid {
             self.send(fresh, Event::Refused(Refusal::ResumeFailed));
+            return;
+        }
+        let banned = [fresh, id].iter().filter_map(|c| self.clients.get(c)).find_map(|c| self.ban_left(&c.identity, now));
+        if let Some(retry_after_secs) = banned {
+            self.send(fresh, Event::Refused(Refusal::Banned { retry_after_secs }));
             return;
         }
         // The socket is the resumed client from now on; the client its `ready` named is forgotten.
@@ -824,6 +971,12 @@ impl Matchmaking {
                 }
             }
         }
+        for (me, other) in [(id, partner), (partner, id)] {
+            let identity = self.clients.get(&other).map(|c| c.identity.clone()).unwrap_or_default();
+            if let Some(client) = self.clients.get_mut(&me) {
+                client.last = Some(LastMatch { partner: other, room, identity });
+            }
+        }
         self.rooms -= 1;
         self.send(partner, Event::PartnerLeft { room });
         Some(partner)
@@ -857,6 +1010,7 @@ impl Matchmaking {
         let found = self.queue.oldest_for(id, |other| {
             clients.get(&other).is_some_and(|c| {
                 client.may_meet(other, now)
+                    && !self.users_apart(client, c, now)
                     && client.takes(c, now)
                     && c.takes(client, now)
                     && (draining.is_empty() || !draining.contains(&c.conn.home))
@@ -892,6 +1046,107 @@ impl Matchmaking {
             );
             self.out.push(Output::Confirm { to: conn, check });
             self.timers.at(now.saturating_add(self.settings.confirm_timeout), Timer::Check(me, check));
+        }
+    }
+
+    /// `block` (or, with a reason, `report`): the current or last partner and `id` are never
+    /// paired again; a current match ends as `next` ends it.
+    fn block(&mut self, id: ClientId, report: Option<(Reason, Option<String>)>, now: Millis) {
+        let Some(client) = self.clients.get(&id) else { return };
+        let (partner, room, identity, in_match) = match (client.standing, &client.last) {
+            (Standing::Matched { partner, room, .. }, _) => {
+                let identity = self.clients.get(&partner).map(|p| p.identity.clone()).unwrap_or_default();
+                (partner, room, identity, true)
+            }
+            (_, Some(last)) => (last.partner, last.room, last.identity.clone(), false),
+            (_, None) => return self.send(id, Event::Refused(Refusal::NoPartner)),
+        };
+        let me = client.identity.clone();
+        for (a, b) in [(id, partner), (partner, id)] {
+            if let Some(c) = self.clients.get_mut(&a) {
+                if !c.blocked.contains(&b) {
+                    if c.blocked.len() >= MAX_BLOCKED_PER_CLIENT {
+                        c.blocked.remove(0);
+                    }
+                    c.blocked.push(b);
+                }
+                self.touch(a);
+            }
+        }
+        // A match with that very client being confirmed (a cooldown just ended) falls through.
+        if matches!(self.standing(id), Some(Standing::Confirming { partner: p, .. }) if p == partner) {
+            self.cancel_confirming(id, true);
+        }
+        if let (Some(a), Some(b)) = (&me.user, &identity.user) {
+            self.safety.block_users(a, b, now);
+            let pair = UserPair::new(a, b);
+            if let Some(until) = self.safety.user_block_end(&pair) {
+                self.timers.at(until, Timer::UserBlockEnds(pair));
+            }
+        }
+        let mut bans = Vec::new();
+        match report {
+            Some((reason, note)) => {
+                let reporter_key = me.address.clone().or_else(|| me.user.clone()).unwrap_or_else(|| id.to_string());
+                let report = Report { id: self.ids.uuid(), at: now, reason, note, room, reporter: me, reported: identity };
+                bans = self.safety.report(report, reporter_key, now, &mut self.ids);
+                self.send(id, Event::Reported { reason });
+            }
+            None => self.send(id, Event::Blocked),
+        }
+        if in_match {
+            let partner = self.end_match(id, now);
+            self.enqueue(id, now);
+            if let Some(partner) = partner {
+                self.after_partner_left(partner, now);
+            }
+        }
+        if !bans.is_empty() {
+            self.arm_ban_end();
+            self.enforce_bans(now);
+        }
+    }
+
+    /// Every client a ban in force falls on leaves its match (the partner hears `partner-left`)
+    /// and the queue, and hears that it is banned.
+    fn enforce_bans(&mut self, now: Millis) {
+        let banned: Vec<(ClientId, u64)> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !matches!(c.standing, Standing::Idle))
+            .filter_map(|(id, c)| self.ban_left(&c.identity, now).map(|secs| (*id, secs)))
+            .collect();
+        for (id, retry_after_secs) in banned {
+            self.leave(id, now);
+            self.send(id, Event::Refused(Refusal::Banned { retry_after_secs }));
+        }
+    }
+
+    /// Refuses a banned client's request; whether it did.
+    fn refuse_if_banned(&mut self, id: ClientId, now: Millis) -> bool {
+        let left = self.clients.get(&id).and_then(|c| self.ban_left(&c.identity, now));
+        if let Some(retry_after_secs) = left {
+            self.send(id, Event::Refused(Refusal::Banned { retry_after_secs }));
+        }
+        left.is_some()
+    }
+
+    /// Seconds left (rounded up) of the ban on `who`, if banned.
+    fn ban_left(&self, who: &Identity, now: Millis) -> Option<u64> {
+        self.safety.banned_until(who, now).map(|until| (until - now).div_ceil(1_000))
+    }
+
+    /// Whether two clients' users block each other.
+    fn users_apart(&self, a: &Client, b: &Client, now: Millis) -> bool {
+        match (&a.identity.user, &b.identity.user) {
+            (Some(x), Some(y)) => self.safety.users_blocked(x, y, now),
+            _ => false,
+        }
+    }
+
+    fn arm_ban_end(&mut self) {
+        if let Some(at) = self.safety.next_ban_end() {
+            self.timers.at(at, Timer::BanEnds);
         }
     }
 

@@ -46,16 +46,25 @@ impl Sim {
         }
     }
 
-    fn connect_at(&mut self, home: HomeId) -> (Conn, ClientId) {
+    fn open(&mut self, home: HomeId, address: Option<&str>) -> (Conn, ClientId) {
         let conn = Conn::new(home, self.next_socket);
         let id = uuid::Uuid::from_u128(1000 + u128::from(self.next_socket));
         self.next_socket += 1;
-        self.apply(Input::Connect { conn, client: id });
+        self.apply(Input::Connect { conn, client: id, address: address.map(str::to_owned) });
         (conn, id)
     }
 
+    fn connect_at(&mut self, home: HomeId) -> (Conn, ClientId) {
+        self.open(home, None)
+    }
+
     fn connect(&mut self) -> (Conn, ClientId) {
-        self.connect_at(HOME)
+        self.open(HOME, None)
+    }
+
+    /// A client whose address the shell knows.
+    fn connect_from(&mut self, address: &str) -> (Conn, ClientId) {
+        self.open(HOME, Some(address))
     }
 
     fn apply(&mut self, input: Input) {
@@ -434,10 +443,10 @@ fn records_rebuild_the_queue_in_order_and_the_matches() {
     }
     // 0-1 and 2-3 matched, 4 waits; a sixth arrives later.
     let records: Vec<(ClientId, Client)> = sim.mm.clients().map(|(id, c)| (*id, c.clone())).collect();
-    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records);
+    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records, crate::matchmaking::safety::Records::default());
     assert_eq!(restored.stats(), Stats { online: 5, waiting: 1, rooms: 2 });
     let conn = Conn::new(HOME, 99);
-    restored.apply(sim.now, Input::Connect { conn, client: uuid::Uuid::from_u128(99) });
+    restored.apply(sim.now, Input::Connect { conn, client: uuid::Uuid::from_u128(99), address: None });
     restored.apply(sim.now, Input::Available { conn });
     let confirms: Vec<_> = restored.outputs().filter(|o| matches!(o, Output::Confirm { .. })).collect();
     assert_eq!(confirms.len(), 2, "the sixth is paired with the one that waited");
@@ -452,7 +461,7 @@ fn a_match_only_one_record_names_is_ended_on_restore() {
     sim.available(b);
     let records: Vec<(ClientId, Client)> =
         sim.mm.clients().filter(|(id, _)| **id == a_id).map(|(id, c)| (*id, c.clone())).collect();
-    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records);
+    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records, crate::matchmaking::safety::Records::default());
     let told: Vec<Output> = restored.outputs().collect();
     assert!(told
         .iter()
@@ -466,7 +475,7 @@ fn changes_are_tracked_for_the_records_kept_elsewhere() {
     let mut mm = Matchmaking::new(Settings::default(), Ids::from_seed([1; 32])).track_changes();
     let conn = Conn::new(HOME, 1);
     let id = uuid::Uuid::from_u128(5);
-    mm.apply(0, Input::Connect { conn, client: id });
+    mm.apply(0, Input::Connect { conn, client: id, address: None });
     mm.apply(0, Input::Available { conn });
     let changes = mm.take_changes();
     assert_eq!(changes.len(), 1);
@@ -697,3 +706,5 @@ fn an_interest_wait_of_zero_takes_anyone_at_once() {
     sim.available(conn);
     assert_eq!(sim.matched_with(id), Some(plain_id));
 }
+
+mod safety;
