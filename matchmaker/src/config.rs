@@ -6,6 +6,8 @@ use shared::config::{config_error, in_range, parse_vars, warn_if_weak, Common};
 use shared::limits::Limits;
 use shared::Error;
 
+use crate::safety::SafetyConfig;
+
 /// Default `PORT` of the matchmaker.
 pub const DEFAULT_PORT: u16 = 8080;
 /// Default `SIGNALING_URL`: the signaler's default port on whatever host name the browser used
@@ -55,6 +57,8 @@ pub struct Config {
     pub ice_servers: Box<RawValue>,
     /// `AUTH_JWT_SECRET`: when set, `auth` with an HS256 JWT is required before `available`.
     pub auth_jwt_secret: Option<String>,
+    /// Blocks, reports, bans and the operator's token.
+    pub safety: SafetyConfig,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             ice_servers: parse_ice_servers(DEFAULT_ICE_SERVERS)
                 .unwrap_or_else(|_| unreachable!("the default is valid")),
             auth_jwt_secret: None,
+            safety: SafetyConfig::default(),
         }
     }
 }
@@ -78,6 +83,7 @@ pub fn variables() -> Vec<String> {
     let mut names = shared::config::common_variables();
     names.extend(shared::limits::variables());
     names.extend(shared::config::variables_of::<Vars>());
+    names.extend(shared::config::variables_of::<crate::safety::Vars>());
     names
 }
 
@@ -89,6 +95,7 @@ impl Config {
     pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, Error> {
         let common = Common::from_vars(vars.clone())?;
         let limits = Limits::from_vars(vars.clone())?;
+        let safety = SafetyConfig::from_vars(vars.clone())?;
         let raw: Vars = parse_vars(vars)?;
         let signaling_url = raw.signaling_url.unwrap_or_else(|| DEFAULT_SIGNALING_URL.to_owned());
         if !(signaling_url.starts_with("ws://") || signaling_url.starts_with("wss://")) {
@@ -113,6 +120,7 @@ impl Config {
             signaling_url,
             ice_servers,
             auth_jwt_secret: raw.auth_jwt_secret,
+            safety,
         })
     }
 
@@ -123,7 +131,7 @@ impl Config {
         if !self.common.resume_grace.is_zero() {
             features.push("resume");
         }
-        features.push("interests");
+        features.extend(["interests", "block", "report"]);
         features
     }
 

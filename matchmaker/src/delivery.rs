@@ -120,6 +120,16 @@ impl Delivery {
                 outbox.reject(&Rejected::new(ErrorCode::AlreadyMatched, "already matched; send next or leave first"));
             }
             Event::Refused(Refusal::ResumeFailed) => outbox.reject(&resume_failed()),
+            Event::Refused(Refusal::NoPartner) => outbox.reject(&shared::protocol::bad_message(
+                "block and report need a current or last partner; there is none",
+            )),
+            Event::Refused(Refusal::Banned { retry_after_secs }) => outbox.reject(&Rejected::banned(retry_after_secs)),
+            Event::Blocked => {
+                outbox.send(&ServerMessage::Blocked);
+            }
+            Event::Reported { .. } => {
+                outbox.send(&ServerMessage::Reported);
+            }
         }
     }
 

@@ -20,6 +20,7 @@ pub mod delivery;
 pub mod locals;
 pub mod queue;
 pub mod routes;
+pub mod safety;
 pub mod session;
 
 use std::sync::Arc;
@@ -127,6 +128,7 @@ fn rules_settings(config: &Config) -> Settings {
         rematch_cooldown: u64::try_from(config.rematch_cooldown.as_millis()).unwrap_or(u64::MAX),
         interest_wait: u64::try_from(config.interest_wait.as_millis()).unwrap_or(u64::MAX),
         resume_grace: u64::try_from(config.common.resume_grace.as_millis()).unwrap_or(u64::MAX),
+        safety: config.safety.rules,
         ..Settings::default()
     }
 }
@@ -159,7 +161,8 @@ impl SocketService for Matchmaker {
             resume_token: token.as_deref(),
             resume_grace_secs: resume.then_some(self.resume_grace_secs),
         });
-        self.needs.queue.apply(Input::Connect { conn, client: id }).await;
+        let address = request.address.map(|ip| ip.to_string());
+        self.needs.queue.apply(Input::Connect { conn, client: id, address }).await;
         ClientSession::new(conn, id, outbox, &self.needs, &self.limits)
     }
 }

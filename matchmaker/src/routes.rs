@@ -19,8 +19,9 @@ pub fn all(
     config: Arc<Config>,
 ) -> impl Filter<Extract = (impl Reply,), Error = std::convert::Infallible> + Clone + Send + Sync + 'static {
     operational(lifecycle, metrics)
-        .or(stats(queue))
-        .or(api_config(config))
+        .or(stats(queue.clone()))
+        .or(api_config(config.clone()))
+        .or(crate::safety::admin::routes(config.safety.admin_token.clone(), queue.clone()))
         .or(assets::routes())
         .recover(handle_rejection)
 }

@@ -99,6 +99,7 @@ impl Session for ClientSession {
                 Ok(user_id) => {
                     tracing::debug!(user = %user_id, "authenticated");
                     self.outbox.send(&ServerMessage::Authenticated { user_id: &user_id });
+                    self.queue.apply(Input::Identify { conn, user: user_id.clone() }).await;
                     self.user_id = Some(user_id);
                 }
                 Err(rejected) => self.outbox.reject(&rejected),
@@ -108,6 +109,10 @@ impl Session for ClientSession {
             ClientMessage::Available(wish) => Box::pin(self.ask_to_pair(wish, Input::Available { conn })).await,
             ClientMessage::Next(wish) => Box::pin(self.ask_to_pair(wish, Input::Next { conn })).await,
             ClientMessage::Leave => Box::pin(self.queue.apply(Input::Leave { conn })).await,
+            ClientMessage::Block => Box::pin(self.queue.apply(Input::Block { conn })).await,
+            ClientMessage::Report { reason, note } => {
+                Box::pin(self.queue.apply(Input::Report { conn, reason, note })).await;
+            }
             ClientMessage::Resume { token } => match self.delivery.resume.verify(Domain::Matchmaker, &token) {
                 Some(claim) => {
                     let input = Input::Resume { conn, client: claim.id, generation: claim.generation };

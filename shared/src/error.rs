@@ -88,12 +88,22 @@ pub struct Rejected {
     pub code: ErrorCode,
     /// What went wrong, for a human reading the client's log.
     pub message: String,
+    /// For `banned`: how many seconds the ban has left.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl Rejected {
     /// A rejection with the given code and explanation.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Rejected { code, message: message.into() }
+        Rejected { code, message: message.into(), retry_after_secs: None }
+    }
+
+    /// `banned`, for `secs` more seconds.
+    pub fn banned(secs: u64) -> Self {
+        Rejected {
+            retry_after_secs: Some(secs),
+            ..Rejected::new(ErrorCode::Banned, format!("banned from matching after reports; try again in {secs} s"))
+        }
     }
 }
 

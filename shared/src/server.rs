@@ -40,6 +40,9 @@ pub struct SocketRequest {
     pub peer: SocketAddr,
     /// The client: the TCP peer, or the address a trusted proxy named in `X-Forwarded-For`.
     pub client_ip: IpAddr,
+    /// What the client's address counts as, for limits, reports and bans: the address (an IPv6
+    /// one by its /64), or `None` when a trusted proxy named nobody (no telling users apart).
+    pub address: Option<IpAddr>,
     /// The `Host` header the client used, when it sent one.
     pub host: Option<String>,
     /// Whether the client reached us over TLS (through a trusted proxy that says so).
@@ -170,6 +173,7 @@ where
         let socket_request = SocketRequest {
             peer,
             client_ip,
+            address: self.gate.address_key(client_ip),
             host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
             secure: self.gate.trusts(peer.ip())
                 && headers

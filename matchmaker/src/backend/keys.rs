@@ -25,6 +25,14 @@ pub struct Keys {
     pub stats: String,
     /// Hash: home -> its `SIGNALING_URL`.
     pub signaling: String,
+    /// List: reports, newest first (see [`super::safety`]).
+    pub reports: String,
+    /// Hash: ban id -> ban.
+    pub bans: String,
+    /// Hash: subject -> the reports counted against it.
+    pub strikes: String,
+    /// Hash: pair of user ids -> until when they block each other.
+    pub user_blocks: String,
 }
 
 impl Keys {
@@ -39,6 +47,10 @@ impl Keys {
             cursor: link.key(TAG, "cursor"),
             stats: link.key(TAG, "stats"),
             signaling: link.key(TAG, "signaling"),
+            reports: link.key(TAG, "reports"),
+            bans: link.key(TAG, "bans"),
+            strikes: link.key(TAG, "strikes"),
+            user_blocks: link.key(TAG, "user-blocks"),
         }
     }
 

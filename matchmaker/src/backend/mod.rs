@@ -5,10 +5,11 @@
 //! [`rules::matchmaking`], exactly as the in-memory build does.
 //!
 //! Layout: [`keys`] (what lives where in Redis), [`task`] (owner or follower), [`events`]
-//! (this instance's deliveries from the owner).
+//! (this instance's deliveries from the owner), [`safety`] (reports, bans and blocks kept).
 
 pub mod events;
 pub mod keys;
+pub mod safety;
 pub mod task;
 
 use std::sync::{Arc, Mutex};

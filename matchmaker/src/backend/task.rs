@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::keys::Keys;
 use crate::queue::memory::deadline_of;
 use crate::queue::shell::Shell;
-use crate::queue::{now_ms, Command, Stats, MAX_BATCH};
+use crate::queue::{now_ms, AdminAnswer, Command, Stats, MAX_BATCH};
 
 /// Inputs read from the stream, with the id of the last one.
 type StreamBatch = (String, Vec<Input>);
@@ -125,6 +125,15 @@ impl QueueTask {
                     };
                     let _ = reply.send(stats);
                 }
+                Command::Admin(query, reply) if owner => {
+                    let _ = reply.send(AdminAnswer::from_rules(&self.shell.core, query));
+                }
+                Command::Admin(query, reply) => {
+                    let (conn, keys) = (self.link.conn(), self.keys.clone());
+                    tokio::spawn(async move {
+                        let _ = reply.send(super::safety::answer(conn, keys, query).await);
+                    });
+                }
             }
         }
         inputs
@@ -158,6 +167,7 @@ impl QueueTask {
         let mut batch = Batch::new(self.keys.lease.clone(), "", owner.value.clone());
         write_changes(&mut batch, &self.keys, changes);
         write_events(&mut batch, &self.keys, outcome.remote);
+        super::safety::write(&mut batch, &self.keys, &outcome.safety);
         if let Some(cursor) = &cursor {
             batch.write("SET", &self.keys.cursor, [cursor.clone().into_bytes()]);
             batch.write("XTRIM", &self.keys.input, [b"MINID".to_vec(), next_id(cursor).into_bytes()]);
@@ -181,6 +191,7 @@ impl QueueTask {
                     &outcome.local,
                 )
                 .await;
+                self.shell.count(&outcome.safety);
                 self.shell.deliver(outcome.local);
                 self.shell.figures.show(self.shell.core.stats().into());
             }
@@ -221,6 +232,8 @@ impl QueueTask {
                 Input::Available { conn }
                 | Input::Next { conn }
                 | Input::Leave { conn }
+                | Input::Block { conn }
+                | Input::Report { conn, .. }
                 | Input::Resume { conn, .. } => {
                     if let Some(local) = self.shell.locals.get(conn.socket) {
                         local.outbox.reject(&unavailable());
@@ -229,6 +242,9 @@ impl QueueTask {
                 Input::Connect { .. }
                 | Input::Closed { .. }
                 | Input::Presence { .. }
+                | Input::Identify { .. }
+                | Input::Ban { .. }
+                | Input::Unban { .. }
                 | Input::HomeGone { .. }
                 | Input::Drain { .. } => {
                     retry.push_back(input);
@@ -333,10 +349,12 @@ impl QueueTask {
     async fn take_over(&mut self, value: String) -> redis::RedisResult<(Owned, String, mpsc::Sender<StreamBatch>)> {
         let mut conn = self.link.conn();
         let records = load_records(&mut conn, &self.keys.clients).await?;
+        let safety = super::safety::load(&mut conn, &self.keys).await?;
         let cursor: Option<String> = conn.get(&self.keys.cursor).await?;
         let cursor = cursor.unwrap_or_else(|| "0-0".to_owned());
         tracing::info!(clients = records.len(), %cursor, lease = %value, "took over the queue");
-        self.shell.core = Matchmaking::restore(self.settings, shared::random::ids(), now_ms(), records).track_changes();
+        self.shell.core =
+            Matchmaking::restore(self.settings, shared::random::ids(), now_ms(), records, safety).track_changes();
         let (tx, remote) = mpsc::channel(16);
         let reader = self.stop.child_token();
         Ok((Owned { value, remote, reader }, cursor, tx))

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Duration, Instant};
 
 use super::shell::Shell;
-use super::{now_ms, Command, MAX_BATCH};
+use super::{now_ms, AdminAnswer, Command, MAX_BATCH};
 
 /// Runs the queue until every handle is gone.
 pub async fn run(mut shell: Shell, mut commands: mpsc::Receiver<Command>) {
@@ -25,13 +25,18 @@ pub async fn run(mut shell: Shell, mut commands: mpsc::Receiver<Command>) {
                         Command::Stats(reply) => {
                             let _ = reply.send(shell.core.stats().into());
                         }
+                        Command::Admin(query, reply) => {
+                            let _ = reply.send(AdminAnswer::from_rules(&shell.core, query));
+                        }
                     }
                 }
                 let outcome = shell.step(now_ms(), inputs);
+                shell.count(&outcome.safety);
                 shell.deliver(outcome.local);
             }
             () = sleep_until(deadline) => {
                 let outcome = shell.tick(now_ms());
+                shell.count(&outcome.safety);
                 shell.deliver(outcome.local);
             }
         }

@@ -10,7 +10,9 @@ pub mod memory;
 pub mod shell;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use rules::matchmaking::safety::{Ban, Report};
 use rules::matchmaking::Input;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -27,6 +29,46 @@ pub enum Command {
     Apply(Input),
     /// `GET /api/stats`.
     Stats(oneshot::Sender<Stats>),
+    /// An operator reads reports or bans.
+    Admin(AdminQuery, oneshot::Sender<AdminAnswer>),
+}
+
+/// What an operator reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminQuery {
+    /// Reports, newest first: `limit` after skipping `offset`.
+    Reports {
+        /// How many to skip.
+        offset: usize,
+        /// How many at most.
+        limit: usize,
+    },
+    /// The bans in force.
+    Bans,
+}
+
+/// The answer to an [`AdminQuery`]; `Unavailable` when the store did not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminAnswer {
+    /// A page of reports, and how many there are.
+    Reports(Vec<Report>, usize),
+    /// The bans in force, newest first.
+    Bans(Vec<Ban>),
+    /// The store did not answer.
+    Unavailable,
+}
+
+impl AdminAnswer {
+    /// The answer to `query` from the rules themselves.
+    pub fn from_rules(core: &rules::matchmaking::Matchmaking, query: AdminQuery) -> Self {
+        match query {
+            AdminQuery::Reports { offset, limit } => {
+                let (reports, total) = core.safety().reports(offset, limit);
+                AdminAnswer::Reports(reports, total)
+            }
+            AdminQuery::Bans => AdminAnswer::Bans(core.safety().bans(now_ms())),
+        }
+    }
 }
 
 /// What `GET /api/stats` answers.
@@ -58,6 +100,19 @@ pub struct Figures {
     pub rooms: Gauge,
     /// Matches announced to this instance's clients (counted once, on the initiator's side).
     pub matches: Counter,
+    /// `block`s this instance's clients made.
+    pub blocks: Counter,
+    /// `report`s this instance's clients made, by reason.
+    pub reports: Family<ReasonLabel, Counter>,
+    /// Bans made (by reports, or by an operator), counted by the owner of the queue.
+    pub bans: Counter,
+}
+
+/// The `reason` label of the report counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The report's reason.
+    pub reason: &'static str,
 }
 
 impl Figures {
@@ -86,6 +141,28 @@ impl QueueHandle {
     pub async fn apply(&self, input: Input) {
         // The queue task outlives every socket; a send fails only during teardown.
         let _ = self.tx.send(Command::Apply(input)).await;
+    }
+
+    /// A page of reports and how many there are; `None` when the store did not answer.
+    pub async fn admin_reports(&self, query: AdminQuery) -> Option<(Vec<Report>, usize)> {
+        match self.admin(query).await {
+            AdminAnswer::Reports(reports, total) => Some((reports, total)),
+            _ => None,
+        }
+    }
+
+    /// The bans in force; `None` when the store did not answer.
+    pub async fn admin_bans(&self) -> Option<Vec<Ban>> {
+        match self.admin(AdminQuery::Bans).await {
+            AdminAnswer::Bans(bans) => Some(bans),
+            _ => None,
+        }
+    }
+
+    async fn admin(&self, query: AdminQuery) -> AdminAnswer {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Command::Admin(query, tx)).await;
+        rx.await.unwrap_or(AdminAnswer::Unavailable)
     }
 
     /// The figures of the whole service.

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use rules::matchmaking::safety::Change;
 use rules::matchmaking::{Event, Input, Matchmaking, Output};
 use rules::{HomeId, Millis};
 
@@ -18,6 +19,8 @@ pub struct Outcome {
     pub local: Vec<Output>,
     /// For other instances' sockets, in order.
     pub remote: Vec<Output>,
+    /// What changed in the reports, bans and blocks between users, for the store.
+    pub safety: Vec<Change>,
 }
 
 /// The rules, and the sockets of the instance that runs them.
@@ -70,12 +73,19 @@ impl Shell {
                 }
             }
             if answers.is_empty() {
+                outcome.safety = self.core.take_safety_changes();
                 return outcome;
             }
             for answer in answers {
                 self.core.apply(now, answer);
             }
         }
+    }
+
+    /// Counts the bans a step made, once it happened.
+    pub fn count(&self, changes: &[Change]) {
+        let bans = changes.iter().filter(|c| matches!(c, Change::Banned(_))).count();
+        self.figures.bans.inc_by(bans as u64);
     }
 
     /// Delivers outputs for this instance's sockets.
@@ -91,8 +101,17 @@ pub fn deliver(locals: &Locals, delivery: &Delivery, figures: &Figures, outputs:
         match output {
             Output::Send { to, client, event } => {
                 let Some(local) = locals.get(to.socket) else { continue };
-                if matches!(event, Event::Matched { initiator: true, .. }) {
-                    figures.matches.inc();
+                match &event {
+                    Event::Matched { initiator: true, .. } => {
+                        figures.matches.inc();
+                    }
+                    Event::Blocked => {
+                        figures.blocks.inc();
+                    }
+                    Event::Reported { reason } => {
+                        figures.reports.get_or_create(&super::ReasonLabel { reason: reason.as_str() }).inc();
+                    }
+                    _ => {}
                 }
                 delivery.deliver(&local, client, &event);
             }

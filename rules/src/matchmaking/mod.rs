@@ -393,7 +393,7 @@ impl Matchmaking {
             queue: Queue::default(),
             timers: Timers::default(),
             ids,
-            safety: Safety::new(settings.safety),
+            safety: Safety::new(settings.safety).tracking(),
             next_seq: 1,
             next_check,
             waiting: 0,
@@ -414,7 +414,6 @@ impl Matchmaking {
     /// Records which clients change, for a shell that keeps the records elsewhere.
     pub fn track_changes(mut self) -> Self {
         self.changed = Some(Vec::new());
-        self.safety.track_changes();
         self
     }
 
@@ -430,7 +429,7 @@ impl Matchmaking {
         safety: safety::Records,
     ) -> Self {
         let mut mm = Matchmaking::new(settings, ids);
-        mm.safety = Safety::restore(settings.safety, safety);
+        mm.safety = Safety::restore(settings.safety, safety).tracking();
         mm.arm_ban_end();
         let blocks: Vec<(UserPair, Millis)> = mm.safety.user_blocks().map(|(p, u)| (p.clone(), u)).collect();
         for (pair, until) in blocks {
@@ -691,8 +690,9 @@ impl Matchmaking {
         &self.safety
     }
 
-    /// The changes to the reports, bans and blocks between users since the last call (empty
-    /// unless [`Matchmaking::track_changes`] was asked for).
+    /// The changes to the reports, bans and blocks between users since the last call. They are
+    /// always recorded (they are rare): a shell takes them after every step, to store them or
+    /// count them.
     pub fn take_safety_changes(&mut self) -> Vec<safety::Change> {
         self.safety.take_changes()
     }

@@ -243,8 +243,9 @@ impl Safety {
     }
 
     /// Records changes for [`Safety::take_changes`].
-    pub fn track_changes(&mut self) {
+    pub fn tracking(mut self) -> Self {
         self.track = true;
+        self
     }
 
     /// The changes since the last call (empty unless tracked).
@@ -407,15 +408,20 @@ impl Safety {
 
     /// The bans in force at `now`, the newest first.
     pub fn bans(&self, now: Millis) -> Vec<Ban> {
-        let mut bans: Vec<Ban> = self.bans.values().filter(|b| b.until > now).cloned().collect();
-        bans.sort_by(|a, b| b.since.cmp(&a.since).then(a.id.cmp(&b.id)));
-        bans
+        in_force(self.bans.values().cloned(), now)
     }
 
     /// When the next ban ends, for a timer.
     pub fn next_ban_end(&self) -> Option<Millis> {
         self.bans.values().map(|b| b.until).min()
     }
+}
+
+/// Of `bans`, those in force at `now`, the newest first (as operators list them).
+pub fn in_force(bans: impl IntoIterator<Item = Ban>, now: Millis) -> Vec<Ban> {
+    let mut bans: Vec<Ban> = bans.into_iter().filter(|b| b.until > now).collect();
+    bans.sort_by(|a, b| b.since.cmp(&a.since).then(a.id.cmp(&b.id)));
+    bans
 }
 
 /// The key whose value is least (by `by`), for eviction.

@@ -99,7 +99,7 @@ impl ConnectionGate {
     /// # Errors
     /// Which limit refused it.
     pub fn admit(&self, client: IpAddr) -> Result<ConnectionSlot, Refusal> {
-        let key = (!self.0.trusted_proxies.contains(client)).then(|| ip_key(client));
+        let key = self.address_key(client);
         let mut counts = self.0.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let refusal = if counts.total >= self.0.max_total {
             Some(Refusal::InstanceFull)
@@ -118,6 +118,12 @@ impl ConnectionGate {
             *counts.per_ip.entry(key).or_insert(0) += 1;
         }
         Ok(ConnectionSlot { gate: self.0.clone(), key })
+    }
+
+    /// What `client` counts as for per-address rules: its address (an IPv6 one by its /64),
+    /// or `None` for a trusted proxy that named nobody behind it.
+    pub fn address_key(&self, client: IpAddr) -> Option<IpAddr> {
+        (!self.0.trusted_proxies.contains(client)).then(|| ip_key(client))
     }
 
     /// Open sockets: in total, and from this client.

@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{unknown_type, Envelope};
+use rules::matchmaking::safety::Reason;
+
+use super::{bad_message, unknown_type, Envelope};
 use crate::error::Rejected;
 
 /// What a client may send to the matchmaker.
@@ -28,7 +30,19 @@ pub enum ClientMessage {
         /// The token from `ready` or `resumed`.
         token: String,
     },
+    /// Never be paired with the current (or last) partner again; ends the match as `next` does.
+    Block,
+    /// A block, plus a report for operators.
+    Report {
+        /// Why.
+        reason: Reason,
+        /// What the reporter adds, at most [`MAX_REPORT_NOTE_CHARS`] characters.
+        note: Option<String>,
+    },
 }
+
+/// Longest `note` of a `report`, in characters.
+pub const MAX_REPORT_NOTE_CHARS: usize = 500;
 
 impl ClientMessage {
     /// Decodes one text frame.
@@ -44,9 +58,23 @@ impl ClientMessage {
             "leave" => ClientMessage::Leave,
             "ping" => ClientMessage::Ping,
             "resume" => ClientMessage::Resume { token: env.string("token")? },
+            "block" => ClientMessage::Block,
+            "report" => decode_report(&env)?,
             other => return Err(unknown_type(other)),
         })
     }
+}
+
+fn decode_report(env: &Envelope<'_>) -> Result<ClientMessage, Rejected> {
+    let reason = env.string("reason")?;
+    let Some(reason) = Reason::ALL.into_iter().find(|r| r.as_str() == reason) else {
+        return Err(bad_message("`reason` must be one of spam, harassment, nudity, underage, other"));
+    };
+    let note = env.optional_string("note")?;
+    if note.as_ref().is_some_and(|n| n.chars().count() > MAX_REPORT_NOTE_CHARS) {
+        return Err(bad_message(format!("`note` must be at most {MAX_REPORT_NOTE_CHARS} characters")));
+    }
+    Ok(ClientMessage::Report { reason, note: note.filter(|n| !n.trim().is_empty()) })
 }
 
 /// Most interests an `available` or `next` may carry.
@@ -77,7 +105,7 @@ impl Wish {
             Some(raw) => match serde_json::from_str::<u64>(raw.get()) {
                 Ok(secs) if secs <= MAX_INTEREST_WAIT_SECS => Some(secs),
                 _ => {
-                    return Err(super::bad_message(format!(
+                    return Err(bad_message(format!(
                         "`interestWaitSecs` must be a whole number of seconds from 0 to {MAX_INTEREST_WAIT_SECS}"
                     )))
                 }
@@ -94,7 +122,7 @@ impl Wish {
 
 fn parse_interests(raw: &str) -> Result<Vec<String>, Rejected> {
     let wrong = || {
-        super::bad_message(format!(
+        bad_message(format!(
             "`interests` must be a list of at most {MAX_INTERESTS} strings of 1 to {MAX_INTEREST_CHARS} characters"
         ))
     };
@@ -179,6 +207,10 @@ pub enum ServerMessage<'a> {
     },
     /// Answer to `leave`.
     Left,
+    /// Answer to `block`.
+    Blocked,
+    /// Answer to `report`.
+    Reported,
     /// Answer to a successful `resume`: this socket is now that client.
     Resumed {
         /// The original client id.
@@ -253,6 +285,26 @@ mod tests {
             ClientMessage::decode(r#"{"type":"resume","token":"t"}"#).unwrap(),
             ClientMessage::Resume { token: "t".into() }
         );
+    }
+
+    #[test]
+    fn report_takes_a_reason_and_a_note_within_limits() {
+        assert_eq!(ClientMessage::decode(r#"{"type":"block"}"#).unwrap(), ClientMessage::Block);
+        assert_eq!(
+            ClientMessage::decode(r#"{"type":"report","reason":"spam","note":"links"}"#).unwrap(),
+            ClientMessage::Report { reason: Reason::Spam, note: Some("links".into()) }
+        );
+        let longest = "é".repeat(MAX_REPORT_NOTE_CHARS);
+        let text = serde_json::json!({"type":"report","reason":"other","note":longest}).to_string();
+        assert!(ClientMessage::decode(&text).is_ok());
+        for bad in [
+            serde_json::json!({"type":"report"}),
+            serde_json::json!({"type":"report","reason":"rude"}),
+            serde_json::json!({"type":"report","reason":"spam","note":5}),
+            serde_json::json!({"type":"report","reason":"spam","note":"x".repeat(MAX_REPORT_NOTE_CHARS + 1)}),
+        ] {
+            assert_eq!(ClientMessage::decode(&bad.to_string()).unwrap_err().code, ErrorCode::BadMessage, "{bad}");
+        }
     }
 
     #[test]

@@ -175,6 +175,9 @@ pub enum CommonMessage<'a> {
         code: ErrorCode,
         /// Human explanation.
         message: &'a str,
+        /// For `banned`: seconds left.
+        #[serde(rename = "retryAfterSecs", skip_serializing_if = "Option::is_none")]
+        retry_after_secs: Option<u64>,
     },
     /// Answer to `{"type":"ping"}`.
     Pong,
@@ -182,7 +185,7 @@ pub enum CommonMessage<'a> {
 
 impl<'a> From<&'a Rejected> for CommonMessage<'a> {
     fn from(rejected: &'a Rejected) -> Self {
-        CommonMessage::Error { code: rejected.code, message: &rejected.message }
+        CommonMessage::Error { code: rejected.code, message: &rejected.message, retry_after_secs: rejected.retry_after_secs }
     }
 }
 
