@@ -61,6 +61,9 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("queue_length", "Clients waiting to be paired", figures.waiting.clone());
     metrics.register("rooms", "Open rooms (matched pairs)", figures.rooms.clone());
     metrics.register("matches", "Pairs made", figures.matches.clone());
+    metrics.register("blocks", "Blocks made by this instance's clients", figures.blocks.clone());
+    metrics.register("reports", "Reports made by this instance's clients, by reason", figures.reports.clone());
+    metrics.register("bans", "Bans made, by reports or by an operator", figures.bans.clone());
     let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);

@@ -272,7 +272,12 @@ impl World {
                     _ => false,
                 };
                 prop_assert!(agrees, "{} thinks it is with {} who disagrees: {:?}", id, partner, back);
-                prop_assert!(!self.blocked.contains(&(*id, partner)), "{} is paired with {}, whom it blocked", id, partner);
+                prop_assert!(
+                    !self.blocked.contains(&(*id, partner)),
+                    "{} is paired with {}, whom it blocked",
+                    id,
+                    partner
+                );
                 prop_assert!(!self.banned(client), "{} is banned and paired", id);
             }
         }
@@ -380,4 +385,3 @@ proptest! {
         run(true, 0, ops)?;
     }
 }
-

@@ -27,7 +27,9 @@ pub fn write(batch: &mut Batch, keys: &Keys, changes: &[Change]) {
             }
             // The list is trimmed to the same bound below.
             Change::ReportDropped(_) => {}
-            Change::Banned(ban) => batch.write("HSET", &keys.bans, [ban.id.to_string().into_bytes(), wire::encode(ban)]),
+            Change::Banned(ban) => {
+                batch.write("HSET", &keys.bans, [ban.id.to_string().into_bytes(), wire::encode(ban)])
+            }
             Change::Unbanned(id) => batch.write("HDEL", &keys.bans, [id.to_string().into_bytes()]),
             Change::Strikes(subject, strikes) if strikes.is_empty() => {
                 batch.write("HDEL", &keys.strikes, [wire::encode(subject)]);

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use rules::matchmaking::safety::{Ban, BanSource, Identity, Report, Subject};
 use rules::matchmaking::Input;
 use serde::{Deserialize, Serialize};
+use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Reply};
 
 use super::MAX_SAFETY_SECS;
 use crate::queue::{now_ms, AdminQuery, QueueHandle};
@@ -29,22 +30,17 @@ pub const MAX_BAN_REASON_CHARS: usize = 500;
 const MAX_BODY_BYTES: u64 = 4 * 1024;
 
 /// The `/admin` routes.
-pub fn routes(
-    token: Option<String>,
-    queue: QueueHandle,
-) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone + Send + Sync + 'static {
-    let token: Arc<Option<String>> = Arc::new(token);
-    let guard = warp::path("admin").and(warp::header::optional::<String>("authorization")).and_then(
-        move |authorization: Option<String>| {
-            let token = token.clone();
-            async move {
-                match token.as_deref() {
-                    None => Err(warp::reject::not_found()),
-                    Some(token) => Ok(authorized(token, authorization.as_deref())),
-                }
-            }
-        },
-    );
+pub fn routes(token: Option<String>, queue: QueueHandle) -> BoxedFilter<(warp::reply::Response,)> {
+    let Some(token) = token else {
+        // Not there at all: every path under /admin, whatever the method, is 404.
+        return warp::path("admin")
+            .map(|| warp::reply::with_status("not found", StatusCode::NOT_FOUND).into_response())
+            .boxed();
+    };
+    let token: Arc<str> = Arc::from(token);
+    let guard = warp::path("admin")
+        .and(warp::header::optional::<String>("authorization"))
+        .map(move |authorization: Option<String>| authorized(&token, authorization.as_deref()));
     let queue = warp::any().map(move || queue.clone());
     let reports = warp::path!("reports")
         .and(warp::get())
@@ -68,6 +64,7 @@ pub fn routes(
     guard
         .and(reports.or(bans).unify().or(ban).unify().or(lift).unify())
         .map(|allowed: bool, reply: warp::reply::Response| if allowed { reply } else { unauthorized() })
+        .boxed()
 }
 
 /// Whether `authorization` is `Bearer <token>`, compared in constant time.
@@ -78,7 +75,8 @@ fn authorized(token: &str, authorization: Option<&str>) -> bool {
 }
 
 fn unauthorized() -> warp::reply::Response {
-    let reply = warp::reply::with_status(error_body("send Authorization: Bearer <ADMIN_TOKEN>"), StatusCode::UNAUTHORIZED);
+    let reply =
+        warp::reply::with_status(error_body("send Authorization: Bearer <ADMIN_TOKEN>"), StatusCode::UNAUTHORIZED);
     warp::reply::with_header(reply, "www-authenticate", "Bearer").into_response()
 }
 
@@ -164,7 +162,15 @@ impl From<Ban> for BanView {
             BanSource::Reports => "reports",
             BanSource::Operator => "operator",
         };
-        BanView { id: ban.id, address, user_id, since: ban.since / 1_000, until: ban.until.div_ceil(1_000), reason: ban.reason, source }
+        BanView {
+            id: ban.id,
+            address,
+            user_id,
+            since: ban.since / 1_000,
+            until: ban.until.div_ceil(1_000),
+            reason: ban.reason,
+            source,
+        }
     }
 }
 
@@ -194,8 +200,11 @@ async fn list_bans(queue: &QueueHandle) -> warp::reply::Response {
 }
 
 fn unavailable() -> warp::reply::Response {
-    warp::reply::with_status(error_body("the store of reports and bans did not answer"), StatusCode::SERVICE_UNAVAILABLE)
-        .into_response()
+    warp::reply::with_status(
+        error_body("the store of reports and bans did not answer"),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .into_response()
 }
 
 #[derive(Debug, Deserialize)]

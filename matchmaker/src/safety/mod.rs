@@ -42,7 +42,15 @@ pub struct SafetyConfig {
 
 impl Default for SafetyConfig {
     fn default() -> Self {
-        SafetyConfig { rules: settings(DEFAULT_BLOCK_TTL_SECS, DEFAULT_REPORT_THRESHOLD, DEFAULT_REPORT_WINDOW_SECS, DEFAULT_BAN_SECS), admin_token: None }
+        SafetyConfig {
+            rules: settings(
+                DEFAULT_BLOCK_TTL_SECS,
+                DEFAULT_REPORT_THRESHOLD,
+                DEFAULT_REPORT_WINDOW_SECS,
+                DEFAULT_BAN_SECS,
+            ),
+            admin_token: None,
+        }
     }
 }
 
@@ -54,11 +62,18 @@ impl SafetyConfig {
     /// [`Error::Config`] naming the first bad variable.
     pub fn from_vars(vars: Vec<(String, String)>) -> Result<Self, Error> {
         let raw: Vars = parse_vars(vars)?;
-        let block = in_range("BLOCK_TTL_SECS", raw.block_ttl_secs.unwrap_or(DEFAULT_BLOCK_TTL_SECS), 0..=MAX_SAFETY_SECS)?;
-        let threshold =
-            in_range("REPORT_THRESHOLD", raw.report_threshold.unwrap_or(DEFAULT_REPORT_THRESHOLD), 1..=MAX_REPORT_THRESHOLD)?;
-        let window =
-            in_range("REPORT_WINDOW_SECS", raw.report_window_secs.unwrap_or(DEFAULT_REPORT_WINDOW_SECS), 1..=MAX_SAFETY_SECS)?;
+        let block =
+            in_range("BLOCK_TTL_SECS", raw.block_ttl_secs.unwrap_or(DEFAULT_BLOCK_TTL_SECS), 0..=MAX_SAFETY_SECS)?;
+        let threshold = in_range(
+            "REPORT_THRESHOLD",
+            raw.report_threshold.unwrap_or(DEFAULT_REPORT_THRESHOLD),
+            1..=MAX_REPORT_THRESHOLD,
+        )?;
+        let window = in_range(
+            "REPORT_WINDOW_SECS",
+            raw.report_window_secs.unwrap_or(DEFAULT_REPORT_WINDOW_SECS),
+            1..=MAX_SAFETY_SECS,
+        )?;
         let ban = in_range("BAN_SECS", raw.ban_secs.unwrap_or(DEFAULT_BAN_SECS), 1..=MAX_SAFETY_SECS)?;
         if let Some(token) = &raw.admin_token {
             if token.trim() != token || token.contains(char::is_whitespace) {

@@ -821,7 +821,8 @@ impl Matchmaking {
             self.send(fresh, Event::Refused(Refusal::ResumeFailed));
             return;
         }
-        let banned = [fresh, id].iter().filter_map(|c| self.clients.get(c)).find_map(|c| self.ban_left(&c.identity, now));
+        let banned =
+            [fresh, id].iter().filter_map(|c| self.clients.get(c)).find_map(|c| self.ban_left(&c.identity, now));
         if let Some(retry_after_secs) = banned {
             self.send(fresh, Event::Refused(Refusal::Banned { retry_after_secs }));
             return;
@@ -1088,7 +1089,8 @@ impl Matchmaking {
         match report {
             Some((reason, note)) => {
                 let reporter_key = me.address.clone().or_else(|| me.user.clone()).unwrap_or_else(|| id.to_string());
-                let report = Report { id: self.ids.uuid(), at: now, reason, note, room, reporter: me, reported: identity };
+                let report =
+                    Report { id: self.ids.uuid(), at: now, reason, note, room, reporter: me, reported: identity };
                 bans = self.safety.report(report, reporter_key, now, &mut self.ids);
                 self.send(id, Event::Reported { reason });
             }

@@ -185,7 +185,11 @@ pub enum CommonMessage<'a> {
 
 impl<'a> From<&'a Rejected> for CommonMessage<'a> {
     fn from(rejected: &'a Rejected) -> Self {
-        CommonMessage::Error { code: rejected.code, message: &rejected.message, retry_after_secs: rejected.retry_after_secs }
+        CommonMessage::Error {
+            code: rejected.code,
+            message: &rejected.message,
+            retry_after_secs: rejected.retry_after_secs,
+        }
     }
 }
 

@@ -120,7 +120,11 @@ pub fn error_reply(rejected: &Rejected) -> String {
         message.push(c);
     }
     message.push('…');
-    encode(&CommonMessage::Error { code: rejected.code, message: &message, retry_after_secs: rejected.retry_after_secs })
+    encode(&CommonMessage::Error {
+        code: rejected.code,
+        message: &message,
+        retry_after_secs: rejected.retry_after_secs,
+    })
 }
 
 /// The bytes a character takes in a JSON string.

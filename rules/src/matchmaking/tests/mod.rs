@@ -125,6 +125,17 @@ impl Sim {
     }
 }
 
+/// The rules rebuilt from client records alone, as a new owner of the queue rebuilds them.
+fn restore(now: Millis, records: Vec<(ClientId, Client)>) -> Matchmaking {
+    Matchmaking::restore(
+        Settings::default(),
+        Ids::from_seed([2; 32]),
+        now,
+        records,
+        crate::matchmaking::safety::Records::default(),
+    )
+}
+
 fn matched(events: &[Event]) -> bool {
     events.iter().any(|e| matches!(e, Event::Matched { .. }))
 }
@@ -443,7 +454,7 @@ fn records_rebuild_the_queue_in_order_and_the_matches() {
     }
     // 0-1 and 2-3 matched, 4 waits; a sixth arrives later.
     let records: Vec<(ClientId, Client)> = sim.mm.clients().map(|(id, c)| (*id, c.clone())).collect();
-    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records, crate::matchmaking::safety::Records::default());
+    let mut restored = restore(sim.now, records);
     assert_eq!(restored.stats(), Stats { online: 5, waiting: 1, rooms: 2 });
     let conn = Conn::new(HOME, 99);
     restored.apply(sim.now, Input::Connect { conn, client: uuid::Uuid::from_u128(99), address: None });
@@ -461,7 +472,7 @@ fn a_match_only_one_record_names_is_ended_on_restore() {
     sim.available(b);
     let records: Vec<(ClientId, Client)> =
         sim.mm.clients().filter(|(id, _)| **id == a_id).map(|(id, c)| (*id, c.clone())).collect();
-    let mut restored = Matchmaking::restore(Settings::default(), Ids::from_seed([2; 32]), sim.now, records, crate::matchmaking::safety::Records::default());
+    let mut restored = restore(sim.now, records);
     let told: Vec<Output> = restored.outputs().collect();
     assert!(told
         .iter()
