@@ -1,29 +1,45 @@
 // The page's wiring: user input -> StrangerClient, client events -> view.
 
-import { StrangerClient, State, fetchStats } from './client.js';
+import { StrangerClient, State, fetchStats, normalizeInterests } from './client.js';
 import { createView } from './view.js';
 
 const STATS_PERIOD_MS = 10000;
+const INTERESTS_KEY = 'strangers.interests';
 
 const view = createView(document);
 const { el } = view;
-const client = new StrangerClient();
+const client = new StrangerClient({ interests: savedInterests() });
 let localStream = null;
+let banTimer = null;
 
 // ---- client -> view --------------------------------------------------------
 
 client.addEventListener('statechange', (ev) => {
   const { state, reason, chatting } = ev.detail;
   view.renderState(state, reason, chatting);
+  view.showBanned(client.bannedUntil);
   if (state === State.CONNECTED) view.clearNotice();
   scheduleStats();
 });
 
-client.addEventListener('matched', () => {
+client.addEventListener('matched', (ev) => {
   // A new stranger: the old conversation goes away.
   view.clearMessages();
   view.showNotice(null);
+  view.showCommonInterests(ev.detail.commonInterests, ev.detail.askedInterests);
 });
+
+client.addEventListener('banned', () => {
+  view.showBanned(client.bannedUntil);
+  // Count the time down, and give Start back when the ban is over.
+  clearInterval(banTimer);
+  banTimer = setInterval(() => {
+    view.showBanned(client.bannedUntil);
+    if (Date.now() >= client.bannedUntil) clearInterval(banTimer);
+  }, 15000);
+});
+
+client.addEventListener('reported', () => view.showNotice('Thanks for the report. Our moderators will look at it.'));
 
 client.addEventListener('message', (ev) => view.addMessage('stranger', ev.detail.text));
 
@@ -36,6 +52,8 @@ client.addEventListener('error', (ev) => view.showNotice(errorText(ev.detail)));
 
 function errorText({ code, message }) {
   switch (code) {
+    case 'banned':
+      return null; // the ban has a line of its own
     case 'rate-limited':
       return 'Slow down a little, then try again.';
     case 'unavailable':
@@ -56,6 +74,43 @@ function errorText({ code, message }) {
 // ---- user -> client --------------------------------------------------------
 
 el.start.addEventListener('click', () => client.start());
+el.block.addEventListener('click', () => client.block());
+el.report.addEventListener('click', () => view.showReportForm(el.reportForm.hidden));
+el.reportCancel.addEventListener('click', () => view.showReportForm(false));
+el.reportForm.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  client.report(el.reportReason.value);
+  view.showReportForm(false);
+});
+
+// ---- interests: chips, remembered in localStorage ------------------------------
+
+function savedInterests() {
+  try {
+    return normalizeInterests(JSON.parse(localStorage.getItem(INTERESTS_KEY) || '[]'));
+  } catch {
+    return [];
+  }
+}
+
+function setInterests(list) {
+  const kept = client.setInterests(list);
+  try {
+    localStorage.setItem(INTERESTS_KEY, JSON.stringify(kept));
+  } catch {
+    // Private mode or storage full: the interests still apply to this page.
+  }
+  view.renderInterests(kept, (gone) => setInterests(client.interests.filter((i) => i !== gone)));
+}
+
+el.interestsInput.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Enter' || ev.isComposing) return;
+  ev.preventDefault();
+  const typed = el.interestsInput.value;
+  if (!typed.trim()) return;
+  setInterests([...client.interests, typed]);
+  el.interestsInput.value = '';
+});
 el.next.addEventListener('click', () => client.next());
 el.stop.addEventListener('click', () => client.stop());
 
@@ -160,6 +215,7 @@ document.addEventListener('visibilitychange', () => {
 window.addEventListener('pagehide', () => client.close());
 
 view.renderState(client.state, client.reason);
+setInterests(client.interests);
 view.fitInput();
 client.connect();
 scheduleStats(0);

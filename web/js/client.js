@@ -34,6 +34,31 @@ export const State = Object.freeze({
 /** Longest chat text sent or shown, in characters (code points). */
 export const MAX_TEXT_LENGTH = 2000;
 
+/** The contract's limits on interests: how many, and how long each (characters). */
+export const MAX_INTERESTS = 10;
+export const MAX_INTEREST_CHARS = 32;
+
+/** Why a stranger may be reported. */
+export const REPORT_REASONS = Object.freeze(['spam', 'harassment', 'nudity', 'underage', 'other']);
+
+/** Longest note a report may carry, in characters. */
+export const MAX_REPORT_NOTE = 500;
+
+/**
+ * Interests as the server takes them: trimmed, lower-cased, 1 to 32 characters,
+ * each once, at most 10.
+ */
+export function normalizeInterests(list) {
+  const out = [];
+  for (const raw of Array.isArray(list) ? list : []) {
+    if (typeof raw !== 'string') continue;
+    const interest = capText(raw.trim().toLowerCase(), MAX_INTEREST_CHARS);
+    if (interest && !out.includes(interest)) out.push(interest);
+    if (out.length === MAX_INTERESTS) break;
+  }
+  return out;
+}
+
 const TRANSITIONS = {
   idle: ['searching'],
   searching: ['connecting', 'idle', 'reconnecting', 'searching'],
@@ -97,6 +122,8 @@ export class StrangerClient extends EventTarget {
     this.clientId = null;
     this.wantSearch = false; // the user's intent: searching/chatting vs stopped
     this.match = null; // current Match
+    this.interests = normalizeInterests(options.interests); // sent with available/next
+    this.bannedUntil = 0; // ms since the epoch; set by a `banned` error
     this.link = new MatchmakerLink(this.matchmakerUrl, this.opts, {
       ready: (d) => this.#onFresh(d),
       resumed: (d) => this.#onResumed(d),
@@ -133,7 +160,36 @@ export class StrangerClient extends EventTarget {
     this.wantSearch = true;
     this.#setState(State.SEARCHING, 'start');
     this.link.open();
-    this.link.send({ type: 'available' }); // or on `ready`
+    this.#ask('available'); // or on `ready`
+  }
+
+  /**
+   * What this user would like to talk about (see normalizeInterests); sent with
+   * the next `available` or `next`. Returns the list as it will be sent.
+   */
+  setInterests(list) {
+    this.interests = normalizeInterests(list);
+    return this.interests;
+  }
+
+  /**
+   * Never meet the current (or, right after a chat ended, the last) stranger
+   * again; a chat in progress ends as next() ends it. Resolves nothing: the
+   * server answers with a `blocked` event.
+   */
+  block() {
+    this.#refuseStranger({ type: 'block' });
+  }
+
+  /**
+   * Report the current (or last) stranger for `reason` (one of REPORT_REASONS)
+   * with an optional note: a block, plus a report the operators read.
+   */
+  report(reason, note) {
+    if (!REPORT_REASONS.includes(reason)) throw new TypeError(`reason must be one of ${REPORT_REASONS.join(', ')}`);
+    const msg = { type: 'report', reason };
+    if (typeof note === 'string' && note.trim()) msg.note = capText(note.trim(), MAX_REPORT_NOTE);
+    this.#refuseStranger(msg);
   }
 
   /** Leave the current stranger (if any) and look for the next one. */
@@ -146,7 +202,7 @@ export class StrangerClient extends EventTarget {
     this.#setState(State.SEARCHING, 'next');
     if (!this.link.settled) return this.link.open();
     // While merely searching there is nobody to skip: stay in the queue.
-    if (hadMatch) this.link.send({ type: 'next' });
+    if (hadMatch) this.#ask('next');
   }
 
   /** Leave the queue and any stranger; back to idle. The matchmaker link stays open. */
@@ -185,6 +241,31 @@ export class StrangerClient extends EventTarget {
     const m = this.match;
     if (m && m.pc && m.tracksAttached) m.applyMedia(this.media);
     else if (m) m.media = this.media;
+  }
+
+  /** `available` or `next`, with the interests. */
+  #ask(type) {
+    return this.link.send({ type, interests: this.interests });
+  }
+
+  /** Send `block` or `report`; a chat in progress ends, and the server queues us again. */
+  #refuseStranger(msg) {
+    if (this.state === State.IDLE || this.state === State.RECONNECTING) return;
+    const inChat = this.match !== null;
+    if (!this.link.send(msg)) return;
+    if (inChat) {
+      this.#endMatch();
+      this.#setState(State.SEARCHING, msg.type === 'block' ? 'blocked' : 'reported');
+    }
+  }
+
+  #onBanned(msg) {
+    const secs = Number(msg.retryAfterSecs) || 0;
+    this.bannedUntil = Date.now() + secs * 1000;
+    this.wantSearch = false;
+    this.#endMatch();
+    this.#emit('banned', { retryAfterSecs: secs, until: this.bannedUntil });
+    if (this.state !== State.IDLE) this.#setState(State.IDLE, 'banned');
   }
 
   // ---- state machine -----------------------------------------------------
@@ -228,7 +309,7 @@ export class StrangerClient extends EventTarget {
       if (this.state !== State.IDLE) this.#setState(State.IDLE, 'connection-lost');
       return;
     }
-    this.link.send({ type: 'available' });
+    this.#ask('available');
     if (resumeFailed || this.state === State.RECONNECTING) this.#setState(State.SEARCHING, 'reconnected');
   }
 
@@ -247,7 +328,7 @@ export class StrangerClient extends EventTarget {
       return;
     }
     const hadMatch = this.#dropMatchAsLeft();
-    if (state === 'idle') this.link.send({ type: 'available' });
+    if (state === 'idle') this.#ask('available');
     if (this.state !== State.SEARCHING || hadMatch) this.#setState(State.SEARCHING, hadMatch ? 'partner-left' : 'reconnected');
   }
 
@@ -288,7 +369,15 @@ export class StrangerClient extends EventTarget {
         break;
       case 'authenticated':
         break;
+      case 'blocked':
+      case 'reported':
+        this.#emit(msg.type, {});
+        break;
       case 'error':
+        if (msg.code === 'banned') {
+          this.#onBanned(msg);
+          break;
+        }
         this.#emit('error', { code: String(msg.code || 'internal'), message: String(msg.message || ''), source: 'matchmaker' });
         break;
       default:
@@ -341,7 +430,14 @@ export class StrangerClient extends EventTarget {
     });
     this.match = m;
     this.#setState(State.CONNECTING, 'matched');
-    this.#emit('matched', { roomId: m.roomId, partnerId: m.partnerId, initiator: m.initiator });
+    const common = Array.isArray(msg.commonInterests) ? msg.commonInterests.filter((i) => typeof i === 'string') : [];
+    this.#emit('matched', {
+      roomId: m.roomId,
+      partnerId: m.partnerId,
+      initiator: m.initiator,
+      commonInterests: common,
+      askedInterests: this.interests.length > 0,
+    });
     m.start(msg.iceServers);
   }
 

@@ -114,7 +114,7 @@ export class MatchmakerLink {
         this.handlers.resumed({ clientId: this.clientId, state: String(msg.state || 'idle') });
         return;
       case 'error':
-        if (msg.code === 'resume-failed' && this.resuming) {
+        if ((msg.code === 'resume-failed' || msg.code === 'banned') && this.resuming) {
           // The socket carries on as the fresh client its own `ready` named.
           const fresh = this.resuming;
           this.resuming = null;
@@ -122,6 +122,7 @@ export class MatchmakerLink {
           this.clientId = fresh.clientId;
           this.#settle();
           this.handlers.ready({ clientId: this.clientId, resumeFailed: true });
+          if (msg.code === 'banned') this.handlers.message(msg);
           return;
         }
         this.handlers.message(msg);

@@ -6,6 +6,7 @@ const STATUS = {
     stop: 'Stopped. Press Start to meet a stranger.',
     replaced: 'This chat continued in another tab.',
     'connection-lost': 'Disconnected. Press Start to meet a stranger.',
+    banned: 'You can’t meet strangers right now.',
     default: 'Press Start to meet a stranger.',
   },
   searching: {
@@ -13,6 +14,8 @@ const STATUS = {
     timeout: 'Couldn’t reach that stranger. Looking for someone new…',
     'connection-failed': 'Lost that stranger. Looking for someone new…',
     reconnected: 'Back online. Looking for a stranger…',
+    blocked: 'Blocked. You won’t meet them again. Looking for someone new…',
+    reported: 'Reported, thank you. You won’t meet them again. Looking for someone new…',
     default: 'Looking for a stranger…',
   },
   connecting: { default: 'Stranger found. Connecting…' },
@@ -60,6 +63,15 @@ export function createView(doc = document) {
     start: $('start'),
     next: $('next'),
     stop: $('stop'),
+    block: $('block'),
+    report: $('report'),
+    reportForm: $('report-form'),
+    reportReason: $('report-reason'),
+    reportCancel: $('report-cancel'),
+    banned: $('banned'),
+    common: $('common-interests'),
+    interestsInput: $('interests-input'),
+    chips: $('interest-chips'),
     videoToggle: $('video-toggle'),
     online: $('online-text'),
     stage: $('stage'),
@@ -110,6 +122,11 @@ export function createView(doc = document) {
       el.next.hidden = el.stop.hidden = idle;
       el.next.disabled = !['connecting', 'connected', 'ended'].includes(next);
       el.stop.disabled = idle;
+      // Block and Report while there is a stranger to refer to (also just after a chat ended).
+      const withStranger = ['connecting', 'connected', 'ended'].includes(next);
+      el.block.hidden = el.report.hidden = !withStranger;
+      if (!withStranger) el.reportForm.hidden = true;
+      if (next !== 'connecting' && next !== 'connected') el.common.hidden = true;
       el.send.disabled = !(next === 'connected' || (next === 'reconnecting' && chatting));
       // Never strand keyboard focus on a button that was just disabled.
       if (hadFocus && hadFocus.disabled) (idle ? el.start : el.stop).focus();
@@ -158,6 +175,52 @@ export function createView(doc = document) {
     setPartnerUnstable(unstable) {
       if (unstable) this.showNotice(UNSTABLE_TEXT, 'unstable');
       else if (el.notice.dataset.kind === 'unstable') this.showNotice(null);
+    },
+
+    /** Show the interests as removable chips; `onRemove(interest)` when one is removed. */
+    renderInterests(list, onRemove) {
+      const items = list.map((interest) => {
+        const chip = doc.createElement('li');
+        chip.className = 'chip';
+        chip.setAttribute('data-testid', 'interest-chip');
+        chip.dataset.interest = interest;
+        const text = doc.createElement('span');
+        text.textContent = interest;
+        const remove = doc.createElement('button');
+        remove.type = 'button';
+        remove.textContent = '×';
+        remove.setAttribute('aria-label', `Remove ${interest}`);
+        remove.addEventListener('click', () => onRemove(interest));
+        chip.append(text, remove);
+        return chip;
+      });
+      el.chips.replaceChildren(...items);
+    },
+
+    /** After `matched`: what the two share, or that the match is a random one. */
+    showCommonInterests(common, asked) {
+      if (common.length > 0) el.common.textContent = `You both like: ${common.join(', ')}`;
+      else if (asked) el.common.textContent = 'You’re now chatting with a random stranger.';
+      el.common.hidden = !(common.length > 0 || asked);
+    },
+
+    showReportForm(shown) {
+      el.reportForm.hidden = !shown;
+      if (shown) el.reportReason.focus();
+    },
+
+    /** A ban: when it ends (ms since the epoch), or 0 when there is none (any more). */
+    showBanned(until) {
+      const left = Math.max(0, until - Date.now());
+      el.banned.hidden = left === 0;
+      el.start.disabled = left > 0 || state !== 'idle';
+      if (left === 0) {
+        el.banned.textContent = '';
+        return;
+      }
+      const minutes = Math.ceil(left / 60000);
+      const time = minutes >= 120 ? `${Math.ceil(minutes / 60)} hours` : minutes > 1 ? `${minutes} minutes` : 'a minute';
+      el.banned.textContent = `You were reported by several people and can’t meet strangers for ${time}.`;
     },
 
     setOnline(count) {

@@ -3,10 +3,32 @@
 // (the TCP sockets are reset), like a network drop or a phone changing networks.
 
 import net from 'node:net';
+import { Transform } from 'node:stream';
+
+/** A stream that adds `X-Forwarded-For` after the request line of the first request. */
+function withForwardedFor(address) {
+  let pending = Buffer.alloc(0);
+  let done = false;
+  return new Transform({
+    transform(chunk, _encoding, callback) {
+      if (done) return callback(null, chunk);
+      pending = Buffer.concat([pending, chunk]);
+      const end = pending.indexOf('\r\n');
+      if (end < 0) return callback();
+      done = true;
+      const head = pending.subarray(0, end + 2);
+      const rest = pending.subarray(end + 2);
+      pending = Buffer.alloc(0);
+      callback(null, Buffer.concat([head, Buffer.from(`X-Forwarded-For: ${address}\r\n`), rest]));
+    },
+  });
+}
 
 /**
- * Listen on `host:port` for each of `routes` ({listenPort, target: () => ({host, port})})
- * and relay to the target each new connection's route names at that moment.
+ * Listen on `host:port` for each of `routes` ({listenPort, target: () => ({host, port}),
+ * forwardedFor?}) and relay to the target each new connection's route names at that
+ * moment. With `forwardedFor`, the proxy says so as a reverse proxy would: the first
+ * request of each connection gets `X-Forwarded-For: <forwardedFor>`.
  */
 export async function startProxy(host, routes) {
   const live = new Set();
@@ -32,7 +54,11 @@ export async function startProxy(host, routes) {
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream);
+      if (route.forwardedFor) {
+        client.pipe(withForwardedFor(route.forwardedFor)).pipe(upstream);
+      } else {
+        client.pipe(upstream);
+      }
       upstream.pipe(client);
     });
     await new Promise((resolve, reject) => {
