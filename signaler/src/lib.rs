@@ -6,12 +6,14 @@
 //! - [`rooms`]: where rooms' rules run ([`rooms::map`]: the rooms of this instance).
 //! - [`backend`]: rooms shared through Redis, for several instances (`REDIS_URL`).
 //! - [`session`]: one socket: decode, verify tickets, relay.
+//! - [`matchbox`]: matchbox's protocol (`/matchbox/{room}`) over the same rooms.
 //! - [`locals`]: this instance's sockets; [`deliver`]: what rooms decided, as wire messages.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod deliver;
 pub mod locals;
+pub mod matchbox;
 pub mod rooms;
 pub mod session;
 
@@ -32,9 +34,10 @@ use warp::Filter;
 
 use crate::deliver::Figures;
 use crate::locals::Locals;
+use crate::matchbox::socket::MatchboxSession;
 use crate::rooms::map::{Alone, RoomMap};
 use crate::rooms::{Place, Rooms};
-use crate::session::PeerSession;
+use crate::session::{PeerSession, SignalerSession};
 
 /// Default `PORT` of the signaler.
 pub const DEFAULT_PORT: u16 = 8081;
@@ -163,11 +166,26 @@ struct Signaler {
 }
 
 impl SocketService for Signaler {
-    type Session = PeerSession;
+    type Session = SignalerSession;
 
-    async fn open(&self, outbox: Outbox, _request: SocketRequest) -> PeerSession {
+    async fn open(&self, outbox: Outbox, request: SocketRequest) -> SignalerSession {
         let conn = Conn::new(self.home, outbox.id().0);
-        PeerSession::new(conn, outbox, self.rooms.clone(), self.locals.clone(), self.tickets.clone())
+        match matchbox::socket_address(&http::Method::GET, &request.path, request.query.as_deref()) {
+            Some(Ok(address)) => SignalerSession::Matchbox(
+                MatchboxSession::open(conn, outbox, address, self.rooms.clone(), self.locals.clone()).await,
+            ),
+            _ => SignalerSession::Peer(PeerSession::new(
+                conn,
+                outbox,
+                self.rooms.clone(),
+                self.locals.clone(),
+                self.tickets.clone(),
+            )),
+        }
+    }
+
+    fn socket_path(&self, method: &http::Method, path: &str, query: Option<&str>) -> Option<Result<(), &'static str>> {
+        matchbox::socket_address(method, path, query).map(|address| address.map(|_| ()))
     }
 }
 

@@ -4,14 +4,32 @@
 use dashmap::DashMap;
 use shared::ws::Outbox;
 
+/// Which protocol a socket speaks, so that what a room decides is said in its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Ours (`/ws`).
+    Strangers,
+    /// matchbox's (`/matchbox/{room}`).
+    Matchbox,
+}
+
+/// An open socket.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// Where to post to it.
+    pub outbox: Outbox,
+    /// How it is spoken to.
+    pub dialect: Dialect,
+}
+
 /// The open sockets of this instance.
 #[derive(Debug, Default)]
-pub struct Locals(DashMap<u64, Outbox>);
+pub struct Locals(DashMap<u64, Local>);
 
 impl Locals {
     /// A socket opened.
-    pub fn insert(&self, outbox: &Outbox) {
-        self.0.insert(outbox.id().0, outbox.clone());
+    pub fn insert(&self, outbox: &Outbox, dialect: Dialect) {
+        self.0.insert(outbox.id().0, Local { outbox: outbox.clone(), dialect });
     }
 
     /// A socket closed.
@@ -20,13 +38,13 @@ impl Locals {
     }
 
     /// The socket, if it is open.
-    pub fn get(&self, socket: u64) -> Option<Outbox> {
+    pub fn get(&self, socket: u64) -> Option<Local> {
         self.0.get(&socket).map(|o| o.clone())
     }
 
     /// Every open socket (for a drain).
     pub fn sockets(&self) -> Vec<(u64, Outbox)> {
-        self.0.iter().map(|entry| (*entry.key(), entry.value().clone())).collect()
+        self.0.iter().map(|entry| (*entry.key(), entry.value().outbox.clone())).collect()
     }
 
     /// How many sockets are open.
