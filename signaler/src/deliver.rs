@@ -2,7 +2,6 @@
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
-use rules::matchbox::Event as MatchboxEvent;
 use rules::rooms::{Notice, Output, Payload, Refusal};
 use shared::error::Rejected;
 use shared::protocol::encode;
@@ -74,9 +73,10 @@ pub const CLOSE_UNAVAILABLE: u16 = 1011;
 /// refusals (a signal for nobody in its group) are dropped, as matchbox drops them.
 fn deliver_matchbox(outbox: &Outbox, figures: &Figures, output: Output<Text>) {
     let event = match output {
-        Output::Notice { notice: Notice::PeerJoined { peer }, .. } => MatchboxEvent::NewPeer(peer),
-        Output::Notice { notice: Notice::PeerLeft { peer }, .. } => MatchboxEvent::PeerLeft(peer),
-        Output::Notice { .. } => return,
+        Output::Notice { notice, .. } => match rules::matchbox::notice_event(&notice) {
+            Some(event) => event,
+            None => return,
+        },
         Output::Refuse { refusal, .. } => return tracing::debug!(?refusal, "matchbox request dropped"),
         output @ (Output::Relay { .. } | Output::Replace { .. } | Output::Close { .. }) => {
             return deliver_to(outbox, figures, output);

@@ -1,14 +1,29 @@
-//! matchbox's side of the rooms: where a `/matchbox/{room}?next=N` address leads, and the
-//! messages matchbox clients speak. The rooms themselves are [`crate::rooms::Room`]s of
+//! matchbox's side of the rooms: where a `/matchbox/{room}?next=N` address leads, the
+//! messages matchbox clients speak, and the mailboxes of peers that poll over HTTP
+//! ([`Mailboxes`]; [`PolledRooms`] for a process that does nothing else). The rooms themselves are [`crate::rooms::Room`]s of
 //! [`Kind::Matchbox`]; this module only names them and spells their messages, so that the
 //! signaler and the WebAssembly build say the same.
 
+mod mailbox;
+mod polled;
 mod wire;
 
+pub use self::mailbox::{Mailboxes, MAILBOX_MAX_EVENTS};
+pub use self::polled::{PollRefusal, PolledRooms};
 pub use self::wire::{Event, Request};
 
 use crate::ids::RoomId;
-use crate::rooms::Kind;
+use crate::rooms::{Kind, Notice};
+
+/// What a matchbox peer hears of a room's notice: `PeerJoined` is `NewPeer`, `PeerLeft` is
+/// itself; nothing else is said (its own `joined` was `IdAssigned`, sent when it arrived).
+pub fn notice_event(notice: &Notice) -> Option<Event<'static>> {
+    match notice {
+        Notice::PeerJoined { peer } => Some(Event::NewPeer(*peer)),
+        Notice::PeerLeft { peer } => Some(Event::PeerLeft(*peer)),
+        Notice::Joined { .. } | Notice::PeerAway { .. } | Notice::PeerBack { .. } => None,
+    }
+}
 
 /// The longest room name accepted, in bytes (matchbox sets none; ours keeps keys short).
 pub const MAX_ROOM_NAME_BYTES: usize = 128;
@@ -75,3 +90,6 @@ impl Address {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod poll_tests;
