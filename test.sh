@@ -37,7 +37,7 @@ cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names (`--workspace`,
 # so that they reuse the build of the first step).
-redis_suites=(--test matchmaker_contract --test signaler_contract --test matchbox_contract --test resume --test transport --test auth --test shutdown)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test matchbox_contract --test matchbox_poll --test resume --test transport --test auth --test shutdown)
 
 free_port() {
   local port=$1

@@ -47,7 +47,12 @@ pub struct Figures {
 
 /// Delivers one output to a socket of this instance (if it is still open).
 pub fn deliver(locals: &Locals, figures: &Figures, output: Output<Text>) {
-    let Some(local) = locals.get(output.to().socket) else { return };
+    let Some(local) = locals.get(output.to().socket) else {
+        if locals.polled.deliver(output) {
+            figures.relayed.inc();
+        }
+        return;
+    };
     match local.dialect {
         Dialect::Strangers => deliver_to(&local.outbox, figures, output),
         Dialect::Matchbox => deliver_matchbox(&local.outbox, figures, output),

@@ -137,10 +137,21 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         }
     };
     let rooms = Arc::new(Rooms::new(rooms, home, locals.clone()));
+    let polling = matchbox::http::Polling {
+        rooms: rooms.clone(),
+        locals: locals.clone(),
+        home,
+        hold: config.common.poll_hold,
+        max_body: config.common.max_message_bytes as u64,
+        lifecycle: lifecycle.clone(),
+    };
+    tokio::spawn(polling.clone().run_expiry(stop_timers.clone()));
     let service = Signaler { home, rooms: rooms.clone(), locals, tickets };
     let server = Server {
         service: Arc::new(service),
-        routes: operational(lifecycle.clone(), metrics.clone()).recover(handle_rejection),
+        routes: operational(lifecycle.clone(), metrics.clone())
+            .or(matchbox::http::routes(polling))
+            .recover(handle_rejection),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits::new(&config.common, &config.limits),
         gate,

@@ -10,7 +10,7 @@ mod wire;
 
 pub use self::mailbox::{Mailboxes, MAILBOX_MAX_EVENTS};
 pub use self::polled::{PollRefusal, PolledRooms};
-pub use self::wire::{Event, Request};
+pub use self::wire::{poll_peer, Event, PollAnswer, Request};
 
 use crate::ids::RoomId;
 use crate::rooms::{Kind, Notice};

@@ -58,3 +58,28 @@ impl Event<'_> {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
+
+/// The answer to a poll over HTTP: the peer's id and its events, each as JSON text.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PollAnswer {
+    /// Who polled.
+    pub peer_id: PeerId,
+    /// What waits for it, in order: each event as matchbox's JSON text.
+    pub events: Vec<String>,
+}
+
+impl PollAnswer {
+    /// The answer as JSON text.
+    pub fn text(&self) -> String {
+        // Ids and strings only: this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The `peer_id` a poll's query string names, if any: `Ok(None)` for a first poll, `Err(())`
+/// for one that is not a UUID.
+#[allow(clippy::result_unit_err)]
+pub fn poll_peer(query: Option<&str>) -> Result<Option<PeerId>, ()> {
+    let value = query.unwrap_or_default().split('&').find_map(|pair| pair.strip_prefix("peer_id="));
+    value.map(|id| uuid::Uuid::parse_str(id).map_err(|_| ())).transpose()
+}
