@@ -229,3 +229,23 @@ async fn a_drain_closes_a_lonely_matchbox_peer_with_1012_and_a_group_at_the_end_
     assert_eq!(u16::from(a.client.expect_close().await.expect("a close frame").code), 1001);
     assert!(shutdown.await.unwrap(), "the signaler did not drain within the grace period");
 }
+
+#[tokio::test]
+async fn frames_refused_by_the_limits_are_dropped_without_an_error_matchbox_cannot_read() {
+    let (mm, sig) = support::configs();
+    let limits =
+        shared::limits::Limits { messages_per_sec: 1, message_burst: 2, ..shared::limits::Limits::unlimited() };
+    let stack = Stack::start_with_limits(mm, sig, limits).await;
+    let mut a = connect(&stack, "strict").await;
+    let mut b = connect(&stack, "strict").await;
+    expect_new_peer(&mut a, &b).await;
+    for n in 0..4 {
+        a.client.send_text(&signal(&b, &n.to_string())).await;
+    }
+    a.client.send_binary(vec![1, 2, 3]).await;
+    assert_eq!(b.client.recv().await, json!({"Signal": {"sender": a.id, "data": 0}}));
+    assert_eq!(b.client.recv().await, json!({"Signal": {"sender": a.id, "data": 1}}));
+    b.client.expect_silence().await;
+    a.client.expect_silence().await; // no {"type":"error"}: matchbox's clients would choke on it
+    wait_for_metric_value(stack.signaler, "signaler_errors_total{code=\"rate-limited\"}", |v| v >= 2.0).await;
+}

@@ -124,4 +124,11 @@ impl Session for SignalerSession {
             SignalerSession::Matchbox(session) => session.on_close(ending).await,
         }
     }
+
+    fn hears_errors(&self) -> bool {
+        match self {
+            SignalerSession::Peer(session) => session.hears_errors(),
+            SignalerSession::Matchbox(session) => session.hears_errors(),
+        }
+    }
 }

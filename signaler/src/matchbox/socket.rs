@@ -51,4 +51,8 @@ impl Session for MatchboxSession {
         self.locals.remove(self.conn.socket);
         self.rooms.closed(self.room, self.conn, ending.is_goodbye()).await;
     }
+
+    fn hears_errors(&self) -> bool {
+        false
+    }
 }
