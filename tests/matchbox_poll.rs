@@ -158,3 +158,17 @@ async fn unknown_peers_and_bad_requests_get_their_statuses() {
     assert_eq!(signal(&stack, &a, r#""KeepAlive""#).await, 204);
     assert_eq!(signal(&stack, &a, &format!("\"{}\"", "x".repeat(70_000))).await, 413);
 }
+
+#[tokio::test]
+async fn polling_peers_are_counted_in_metrics_and_held_to_max_connections() {
+    let (mm, mut sig) = support::configs();
+    sig.common.poll_hold = HOLD;
+    let limits = shared::limits::Limits { max_connections: 2, ..shared::limits::Limits::unlimited() };
+    let stack = Stack::start_with_limits(mm, sig, limits).await;
+    join(&stack, "full").await;
+    join(&stack, "full").await;
+    let (status, head, _) = http_get(stack.signaler, "/matchbox/poll/full").await;
+    assert_eq!(status, 503);
+    assert!(head.to_ascii_lowercase().contains("retry-after: 5"), "{head}");
+    support::wait_for_metric_value(stack.signaler, "signaler_matchbox_polled_peers", |v| v == 2.0).await;
+}

@@ -41,6 +41,8 @@ mod utf8_bytes {
 pub struct Figures {
     /// Rooms with at least one peer (on this instance's rules).
     pub rooms: Gauge,
+    /// matchbox peers polling over HTTP on this instance.
+    pub polled: Gauge,
     /// Signals delivered to a peer.
     pub relayed: Counter,
 }

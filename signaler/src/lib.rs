@@ -108,6 +108,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     let mut metrics = Metrics::new("signaler");
     metrics.register("rooms", "Rooms whose rules run on this instance", figures.rooms.clone());
     metrics.register("relayed_messages", "Signals delivered to a peer", figures.relayed.clone());
+    metrics.register("matchbox_polled_peers", "matchbox peers polling over HTTP here", figures.polled.clone());
     let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
@@ -133,7 +134,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         None => {
             let map = Arc::new(RoomMap::new(settings, home, locals.clone(), figures.clone(), Box::new(Alone)));
             tokio::spawn(map.clone().run_timers(stop_timers.clone()));
-            Place::Memory { map, figures }
+            Place::Memory { map, figures: figures.clone() }
         }
     };
     let rooms = Arc::new(Rooms::new(rooms, home, locals.clone()));
@@ -143,6 +144,8 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         home,
         hold: config.common.poll_hold,
         max_body: config.common.max_message_bytes as u64,
+        max_peers: config.limits.max_connections,
+        figures: figures.clone(),
         lifecycle: lifecycle.clone(),
     };
     tokio::spawn(polling.clone().run_expiry(stop_timers.clone()));

@@ -10,13 +10,14 @@ use bytes::Bytes;
 use rules::matchbox::{poll_peer, Address, Event, PollAnswer, Request};
 use rules::{HomeId, Millis, PeerId};
 use shared::lifecycle::Lifecycle;
+use shared::limits::CONNECTION_RETRY_AFTER_SECS;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::socket_error;
-use crate::deliver::Text;
+use crate::deliver::{Figures, Text};
 use crate::locals::Locals;
 use crate::rooms::Rooms;
 
@@ -35,6 +36,10 @@ pub struct Polling {
     pub max_body: u64,
     /// Shutdown: held polls answer at once.
     pub lifecycle: Lifecycle,
+    /// Polling peers this instance keeps at most (`MAX_CONNECTIONS`); a first poll beyond is 503.
+    pub max_peers: usize,
+    /// `/metrics`.
+    pub figures: Figures,
 }
 
 impl Polling {
@@ -54,6 +59,7 @@ impl Polling {
             for seat in self.locals.polled.expire(crate::now_ms(), self.idle()) {
                 self.rooms.closed(seat.room, seat.conn, true).await;
             }
+            self.figures.polled.set(self.locals.polled.len() as i64);
         }
     }
 }
@@ -98,10 +104,16 @@ async fn poll(polling: Polling, name: String, query: String) -> warp::reply::Res
     let peer = match poll_peer(query) {
         Err(()) => return status(StatusCode::BAD_REQUEST, "`peer_id` is not a UUID"),
         Ok(Some(peer)) => peer,
+        Ok(None) if polled.len() >= polling.max_peers || polling.lifecycle.is_draining() => {
+            let mut refused = status(StatusCode::SERVICE_UNAVAILABLE, "too many peers here, or shutting down");
+            refused.headers_mut().insert("retry-after", CONNECTION_RETRY_AFTER_SECS.into());
+            return refused;
+        }
         Ok(None) => {
             let peer = shared::random::uuid();
             let room = address.room();
             let seat = polled.open(peer, room, polling.home, Event::IdAssigned(peer).text(), crate::now_ms());
+            polling.figures.polled.set(polled.len() as i64);
             Box::pin(polling.rooms.join(room, address.kind(), seat.conn, peer, Millis::MAX)).await;
             return answer(peer, polled.take(peer));
         }
