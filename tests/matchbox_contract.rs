@@ -215,7 +215,8 @@ async fn relayed_signals_and_connections_show_in_metrics() {
 #[tokio::test]
 async fn a_drain_closes_a_lonely_matchbox_peer_with_1012_and_a_group_at_the_end_of_the_grace() {
     let (mm, mut sig) = support::configs();
-    sig.common.shutdown_grace = Duration::from_secs(2);
+    // The last 2 s of the grace are for closing handshakes: 4 s leave 2 s of chat.
+    sig.common.shutdown_grace = Duration::from_secs(4);
     let stack = Stack::start_with(mm, sig).await;
     let mut alone = connect(&stack, "drain-alone").await;
     let mut a = connect(&stack, "drain-pair").await;
