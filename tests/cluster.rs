@@ -37,6 +37,52 @@ on_both!(
     nobody_is_matched_with_a_client_of_a_dead_instance_on_a_redis_cluster
 );
 
+on_both!(
+    matchbox_rooms_span_instances,
+    matchbox_pools_and_signals_span_instances_and_outlive_the_owner_on_one_redis,
+    matchbox_pools_and_signals_span_instances_and_outlive_the_owner_on_a_redis_cluster
+);
+
+/// A matchbox peer on one instance: its socket and its id.
+async fn matchbox_peer(instance: &Instance, room: &str) -> (Client, String) {
+    let mut client = Client::connect(&format!("ws://{}/matchbox/{room}", instance.signaler)).await;
+    let assigned = client.recv().await;
+    (client, assigned["IdAssigned"].as_str().unwrap_or_else(|| panic!("{assigned}")).to_owned())
+}
+
+/// Peers of one `?next=2` pool alternate between two instances: arrivals pair up in order
+/// across them, signals and `PeerLeft` cross Redis, and when the instance of the room's owner
+/// dies, the survivor takes the room over: its peers hear that the dead instance's peers left,
+/// and the pool goes on pairing.
+async fn matchbox_rooms_span_instances(redis: Redis) {
+    let mut instances = [start_ready(&redis).await, start_ready(&redis).await];
+    let room = "span?next=2";
+    let (mut a, a_id) = matchbox_peer(&instances[0], room).await;
+    let (mut b, b_id) = matchbox_peer(&instances[1], room).await;
+    assert_eq!(a.recv().await, json!({"NewPeer": b_id}));
+    let (mut c, c_id) = matchbox_peer(&instances[1], room).await;
+    let (mut d, d_id) = matchbox_peer(&instances[0], room).await;
+    assert_eq!(c.recv().await, json!({"NewPeer": d_id}));
+    a.send_text(&format!(r#"{{"Signal":{{"receiver":"{b_id}","data":{{"Offer":"across"}}}}}}"#)).await;
+    assert_eq!(b.recv().await, json!({"Signal": {"sender": a_id, "data": {"Offer": "across"}}}));
+    d.send_text(&format!(r#"{{"Signal":{{"receiver":"{c_id}","data":"back"}}}}"#)).await;
+    assert_eq!(c.recv().await, json!({"Signal": {"sender": d_id, "data": "back"}}));
+    b.expect_silence().await;
+
+    // The owner (the instance of the first peer) dies: its peers a and d are gone.
+    instances[0].kill();
+    drop((a, d));
+    let patience = shared::redis::INSTANCE_TTL + shared::redis::HEARTBEAT_INTERVAL * 3;
+    assert_eq!(b.recv_within(patience).await, json!({"PeerLeft": a_id}));
+    assert_eq!(c.recv_within(patience).await, json!({"PeerLeft": d_id}));
+    // The pool's groups survived the takeover: a newcomer starts a new pair.
+    let (mut e, _) = matchbox_peer(&instances[1], room).await;
+    let (_f, f_id) = matchbox_peer(&instances[1], room).await;
+    assert_eq!(e.recv().await, json!({"NewPeer": f_id}));
+    b.expect_silence().await;
+    c.expect_silence().await;
+}
+
 /// The owner of the queue announces a match through an instance that started a moment ago,
 /// well within one heartbeat: it looks the new signaling address up instead of sending its own
 /// client elsewhere.

@@ -13,10 +13,12 @@
 //! - [`timers`]: the deadlines a core waits for.
 //! - [`matchmaking`]: the queue, pairing, matches, resume.
 //! - [`rooms`]: one room's admission, relay, holding and leaving; every room of a shell.
+//! - [`matchbox`]: matchbox addresses (`{room}?next=N`) and messages, for its rooms.
 #![forbid(unsafe_code)]
 
 pub mod closing;
 pub mod ids;
+pub mod matchbox;
 pub mod matchmaking;
 pub mod rooms;
 pub mod time;

@@ -32,6 +32,9 @@ pub const DEFAULT_REDIS_KEY_PREFIX: &str = "strangers";
 /// Default `RESUME_GRACE_SECS`: how long a client whose socket dropped keeps its place, its
 /// match or its seat, waiting for it to resume on a new socket.
 pub const DEFAULT_RESUME_GRACE_SECS: u64 = 20;
+/// Default `POLL_HOLD_SECS`: how long an HTTP long poll is held open when nothing waits for it;
+/// a poller silent for twice as long has left.
+pub const DEFAULT_POLL_HOLD_SECS: u64 = 25;
 /// Shortest secret that does not draw a start-up warning: 32 bytes, HMAC-SHA256's key strength.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -51,6 +54,7 @@ struct CommonVars {
     redis_cluster: Option<bool>,
     redis_key_prefix: Option<String>,
     resume_grace_secs: Option<u64>,
+    poll_hold_secs: Option<u64>,
 }
 
 /// Settings every service has.
@@ -83,6 +87,9 @@ pub struct Common {
     pub redis_key_prefix: String,
     /// `RESUME_GRACE_SECS`: how long a dropped client may come back; zero turns resume off.
     pub resume_grace: Duration,
+    /// `POLL_HOLD_SECS`: how long a long poll is held when nothing waits; a poller that has not
+    /// polled for twice as long has left.
+    pub poll_hold: Duration,
 }
 
 impl Default for Common {
@@ -101,6 +108,7 @@ impl Default for Common {
             redis_cluster: false,
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
+            poll_hold: Duration::from_secs(DEFAULT_POLL_HOLD_SECS),
         }
     }
 }
@@ -161,6 +169,7 @@ impl Common {
             redis_cluster,
             redis_key_prefix,
             resume_grace: secs("RESUME_GRACE_SECS", raw.resume_grace_secs, DEFAULT_RESUME_GRACE_SECS, 0..=3_600)?,
+            poll_hold: secs("POLL_HOLD_SECS", raw.poll_hold_secs, DEFAULT_POLL_HOLD_SECS, 1..=300)?,
         })
     }
 

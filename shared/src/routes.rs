@@ -39,6 +39,10 @@ pub async fn handle_rejection(rejection: Rejection) -> Result<impl Reply, Infall
         (StatusCode::NOT_FOUND, "not found")
     } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
         (StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        (StatusCode::PAYLOAD_TOO_LARGE, "the body is over MAX_MESSAGE_BYTES")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        (StatusCode::LENGTH_REQUIRED, "a body needs a Content-Length")
     } else {
         tracing::debug!(?rejection, "request rejected");
         (StatusCode::BAD_REQUEST, "bad request")

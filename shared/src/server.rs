@@ -47,6 +47,10 @@ pub struct SocketRequest {
     pub host: Option<String>,
     /// Whether the client reached us over TLS (through a trusted proxy that says so).
     pub secure: bool,
+    /// The path it asked for ([`WS_PATH`], or another that [`SocketService::socket_path`] took).
+    pub path: String,
+    /// Its query string, if any.
+    pub query: Option<String>,
 }
 
 /// A service that owns WebSocket sessions.
@@ -55,6 +59,13 @@ pub trait SocketService: Send + Sync + 'static {
     type Session: Session;
     /// A socket was opened: register it, greet it, and return its session.
     fn open(&self, outbox: Outbox, request: SocketRequest) -> impl Future<Output = Self::Session> + Send;
+
+    /// Whether a request for another path than [`WS_PATH`] is a socket of this service: `None`
+    /// sends it to the routes; `Some(Err(why))` answers 400 with `why`; `Some(Ok(()))` upgrades
+    /// it, with the same checks and limits as [`WS_PATH`].
+    fn socket_path(&self, _method: &Method, _path: &str, _query: Option<&str>) -> Option<Result<(), &'static str>> {
+        None
+    }
 }
 
 /// Everything the accept loop needs.
@@ -115,10 +126,14 @@ where
             let shared = shared.clone();
             let mut warp_service = warp_service.clone();
             async move {
-                if request.uri().path() == WS_PATH {
-                    Ok::<_, Infallible>(shared.upgrade(request, peer))
-                } else {
-                    warp_service.call(request).await
+                let uri = request.uri();
+                if uri.path() == WS_PATH {
+                    return Ok::<_, Infallible>(shared.upgrade(request, peer));
+                }
+                match shared.service.socket_path(request.method(), uri.path(), uri.query()) {
+                    Some(Ok(())) => Ok(shared.upgrade(request, peer)),
+                    Some(Err(why)) => Ok(plain(StatusCode::BAD_REQUEST, why)),
+                    None => warp_service.call(request).await,
                 }
             }
         });
@@ -180,6 +195,8 @@ where
                     .get("x-forwarded-proto")
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
+            path: request.uri().path().to_owned(),
+            query: request.uri().query().map(str::to_owned),
         };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let shared = self.clone();

@@ -11,7 +11,7 @@ use shared::ws::{Outbox, CLOSE_REPLACED};
 use shared::ErrorCode;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::locals::Locals;
+use crate::locals::{Dialect, Locals};
 
 /// A relayed message as the rooms keep it: the text the peers receive, cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -41,14 +41,55 @@ mod utf8_bytes {
 pub struct Figures {
     /// Rooms with at least one peer (on this instance's rules).
     pub rooms: Gauge,
+    /// matchbox peers polling over HTTP on this instance.
+    pub polled: Gauge,
     /// Signals delivered to a peer.
     pub relayed: Counter,
 }
 
 /// Delivers one output to a socket of this instance (if it is still open).
 pub fn deliver(locals: &Locals, figures: &Figures, output: Output<Text>) {
-    let Some(outbox) = locals.get(output.to().socket) else { return };
-    deliver_to(&outbox, figures, output);
+    let Some(local) = locals.get(output.to().socket) else {
+        if locals.polled.deliver(output) {
+            figures.relayed.inc();
+        }
+        return;
+    };
+    match local.dialect {
+        Dialect::Strangers => deliver_to(&local.outbox, figures, output),
+        Dialect::Matchbox => deliver_matchbox(&local.outbox, figures, output),
+    }
+}
+
+/// Tells a socket of this instance that its request could not be served (the backend is down):
+/// ours hear `rejected`; matchbox has no word for it, so its socket is closed (1011), and the
+/// client connects again.
+pub fn unavailable(locals: &Locals, socket: u64, rejected: &Rejected) {
+    let Some(local) = locals.get(socket) else { return };
+    match local.dialect {
+        Dialect::Strangers => local.outbox.reject(rejected),
+        Dialect::Matchbox => local.outbox.close(CLOSE_UNAVAILABLE, "the room is unavailable; connect again"),
+    }
+}
+
+/// Close code for a matchbox socket whose room cannot be reached (1011, internal error).
+pub const CLOSE_UNAVAILABLE: u16 = 1011;
+
+/// Delivers one output to a matchbox socket: signals as they are, `PeerJoined` as `NewPeer`,
+/// `PeerLeft` as it is; the answer to its own arrival was `IdAssigned`, sent by its session, and
+/// refusals (a signal for nobody in its group) are dropped, as matchbox drops them.
+fn deliver_matchbox(outbox: &Outbox, figures: &Figures, output: Output<Text>) {
+    let event = match output {
+        Output::Notice { notice, .. } => match rules::matchbox::notice_event(&notice) {
+            Some(event) => event,
+            None => return,
+        },
+        Output::Refuse { refusal, .. } => return tracing::debug!(?refusal, "matchbox request dropped"),
+        output @ (Output::Relay { .. } | Output::Replace { .. } | Output::Close { .. }) => {
+            return deliver_to(outbox, figures, output);
+        }
+    };
+    outbox.send_text(event.text().into());
 }
 
 /// Delivers one output to `outbox`.

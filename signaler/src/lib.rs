@@ -6,12 +6,14 @@
 //! - [`rooms`]: where rooms' rules run ([`rooms::map`]: the rooms of this instance).
 //! - [`backend`]: rooms shared through Redis, for several instances (`REDIS_URL`).
 //! - [`session`]: one socket: decode, verify tickets, relay.
+//! - [`matchbox`]: matchbox's protocol (`/matchbox/{room}`) over the same rooms.
 //! - [`locals`]: this instance's sockets; [`deliver`]: what rooms decided, as wire messages.
 #![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod deliver;
 pub mod locals;
+pub mod matchbox;
 pub mod rooms;
 pub mod session;
 
@@ -32,9 +34,10 @@ use warp::Filter;
 
 use crate::deliver::Figures;
 use crate::locals::Locals;
+use crate::matchbox::socket::MatchboxSession;
 use crate::rooms::map::{Alone, RoomMap};
 use crate::rooms::{Place, Rooms};
-use crate::session::PeerSession;
+use crate::session::{PeerSession, SignalerSession};
 
 /// Default `PORT` of the signaler.
 pub const DEFAULT_PORT: u16 = 8081;
@@ -105,6 +108,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     let mut metrics = Metrics::new("signaler");
     metrics.register("rooms", "Rooms whose rules run on this instance", figures.rooms.clone());
     metrics.register("relayed_messages", "Signals delivered to a peer", figures.relayed.clone());
+    metrics.register("matchbox_polled_peers", "matchbox peers polling over HTTP here", figures.polled.clone());
     let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
     let metrics = Arc::new(metrics);
@@ -130,14 +134,27 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         None => {
             let map = Arc::new(RoomMap::new(settings, home, locals.clone(), figures.clone(), Box::new(Alone)));
             tokio::spawn(map.clone().run_timers(stop_timers.clone()));
-            Place::Memory { map, figures }
+            Place::Memory { map, figures: figures.clone() }
         }
     };
     let rooms = Arc::new(Rooms::new(rooms, home, locals.clone()));
+    let polling = matchbox::http::Polling {
+        rooms: rooms.clone(),
+        locals: locals.clone(),
+        home,
+        hold: config.common.poll_hold,
+        max_body: config.common.max_message_bytes as u64,
+        max_peers: config.limits.max_connections,
+        figures: figures.clone(),
+        lifecycle: lifecycle.clone(),
+    };
+    tokio::spawn(polling.clone().run_expiry(stop_timers.clone()));
     let service = Signaler { home, rooms: rooms.clone(), locals, tickets };
     let server = Server {
         service: Arc::new(service),
-        routes: operational(lifecycle.clone(), metrics.clone()).recover(handle_rejection),
+        routes: operational(lifecycle.clone(), metrics.clone())
+            .or(matchbox::http::routes(polling))
+            .recover(handle_rejection),
         origins: config.common.allowed_origins.clone(),
         limits: SocketLimits::new(&config.common, &config.limits),
         gate,
@@ -163,11 +180,26 @@ struct Signaler {
 }
 
 impl SocketService for Signaler {
-    type Session = PeerSession;
+    type Session = SignalerSession;
 
-    async fn open(&self, outbox: Outbox, _request: SocketRequest) -> PeerSession {
+    async fn open(&self, outbox: Outbox, request: SocketRequest) -> SignalerSession {
         let conn = Conn::new(self.home, outbox.id().0);
-        PeerSession::new(conn, outbox, self.rooms.clone(), self.locals.clone(), self.tickets.clone())
+        match matchbox::socket_address(&http::Method::GET, &request.path, request.query.as_deref()) {
+            Some(Ok(address)) => SignalerSession::Matchbox(
+                MatchboxSession::open(conn, outbox, address, self.rooms.clone(), self.locals.clone()).await,
+            ),
+            _ => SignalerSession::Peer(PeerSession::new(
+                conn,
+                outbox,
+                self.rooms.clone(),
+                self.locals.clone(),
+                self.tickets.clone(),
+            )),
+        }
+    }
+
+    fn socket_path(&self, method: &http::Method, path: &str, query: Option<&str>) -> Option<Result<(), &'static str>> {
+        matchbox::socket_address(method, path, query).map(|address| address.map(|_| ()))
     }
 }
 

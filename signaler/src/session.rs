@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rules::rooms::Kind;
 use rules::{Conn, PeerId, RoomId};
 use shared::error::Rejected;
 use shared::protocol::signaler::{ClientMessage, ServerMessage};
@@ -12,7 +13,7 @@ use shared::ErrorCode;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::deliver::Text;
-use crate::locals::Locals;
+use crate::locals::{Dialect, Locals};
 use crate::rooms::Rooms;
 
 /// A connected peer.
@@ -31,7 +32,7 @@ pub struct PeerSession {
 impl PeerSession {
     /// A session that has not joined yet.
     pub fn new(conn: Conn, outbox: Outbox, rooms: Arc<Rooms>, locals: Arc<Locals>, tickets: Arc<Tickets>) -> Self {
-        locals.insert(&outbox);
+        locals.insert(&outbox, Dialect::Strangers);
         PeerSession { conn, outbox, rooms, locals, tickets, joined: None, sender: String::new() }
     }
 
@@ -45,7 +46,7 @@ impl PeerSession {
             self.joined = None;
         }
         let admits_until = admission.expires_at.saturating_mul(1_000);
-        self.rooms.join(admission.room, self.conn, admission.peer, admits_until).await;
+        self.rooms.join(admission.room, Kind::Matched, self.conn, admission.peer, admits_until).await;
         tracing::debug!(room = %admission.room, peer = %admission.peer, "join");
         self.joined = Some(identity);
         self.sender = admission.peer.to_string();
@@ -97,6 +98,37 @@ impl Session for PeerSession {
         self.locals.remove(self.conn.socket);
         if let Some((room, _)) = self.joined {
             self.rooms.closed(room, self.conn, ending.is_goodbye()).await;
+        }
+    }
+}
+
+/// A socket of either protocol the signaler speaks.
+pub enum SignalerSession {
+    /// `/ws`.
+    Peer(PeerSession),
+    /// `/matchbox/{room}`.
+    Matchbox(crate::matchbox::socket::MatchboxSession),
+}
+
+impl Session for SignalerSession {
+    async fn on_text(&mut self, text: &str) {
+        match self {
+            SignalerSession::Peer(session) => session.on_text(text).await,
+            SignalerSession::Matchbox(session) => session.on_text(text).await,
+        }
+    }
+
+    async fn on_close(self, ending: Ending) {
+        match self {
+            SignalerSession::Peer(session) => session.on_close(ending).await,
+            SignalerSession::Matchbox(session) => session.on_close(ending).await,
+        }
+    }
+
+    fn hears_errors(&self) -> bool {
+        match self {
+            SignalerSession::Peer(session) => session.hears_errors(),
+            SignalerSession::Matchbox(session) => session.hears_errors(),
         }
     }
 }

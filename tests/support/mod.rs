@@ -151,6 +151,16 @@ impl Client {
 
     /// The next JSON message, waiting at most `patience`.
     pub async fn recv_within(&mut self, patience: Duration) -> Value {
+        serde_json::from_str(&self.recv_text_within(patience).await).expect("server sent invalid JSON")
+    }
+
+    /// The next text frame exactly as sent (pings and pongs skipped).
+    pub async fn recv_text(&mut self) -> String {
+        self.recv_text_within(PATIENCE).await
+    }
+
+    /// The next text frame exactly as sent, waiting at most `patience`.
+    pub async fn recv_text_within(&mut self, patience: Duration) -> String {
         loop {
             let frame = tokio::time::timeout(patience, self.ws.next())
                 .await
@@ -158,7 +168,7 @@ impl Client {
                 .expect("socket ended")
                 .expect("socket error");
             match frame {
-                Message::Text(text) => return serde_json::from_str(text.as_str()).expect("server sent invalid JSON"),
+                Message::Text(text) => return text.as_str().to_owned(),
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("expected a text frame, got {other:?}"),
             }

@@ -8,4 +8,4 @@ pub use self::hold::HoldFull;
 pub use self::room::{Input, Kind, MemberRecord, Notice, Output, Payload, Refusal, Room, RoomRecord, RoomSettings};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -69,6 +69,15 @@ pub enum Kind {
         /// How many peers it admits.
         capacity: usize,
     },
+    /// A matchbox room (`/matchbox/{name}`): peers get server-assigned ids, nothing is held and
+    /// a dropped socket has left. With `next`, the room is a pool: each `next` arrivals, in
+    /// arrival order, form a group of their own, and peers hear of, and reach, only their group.
+    Matchbox {
+        /// The room's name in the path.
+        name: String,
+        /// The group size of a pool (`?next=N`), if it is one.
+        next: Option<usize>,
+    },
 }
 
 impl Kind {
@@ -76,7 +85,13 @@ impl Kind {
         match self {
             Kind::Matched => 2,
             Kind::Code { capacity, .. } => *capacity,
+            Kind::Matchbox { .. } => usize::MAX,
         }
+    }
+
+    /// Whether a dropped socket has left at once (there is no coming back).
+    fn drop_is_leave(&self) -> bool {
+        matches!(self, Kind::Matchbox { .. })
     }
 }
 
@@ -247,12 +262,14 @@ struct Member<T> {
     held: Hold<T>,
     /// Closed because its instance drains (told once).
     drained: bool,
+    /// Its group: peers hear of and reach only their own (0 in every room but a matchbox pool).
+    group: u32,
 }
 
 impl<T> Member<T> {
-    /// A peer that just came in on `conn`.
-    fn new(peer: PeerId, conn: Conn) -> Self {
-        Member { peer, conn, present: true, away_since: None, held: Hold::default(), drained: false }
+    /// A peer that just came in on `conn`, into `group`.
+    fn new(peer: PeerId, conn: Conn, group: u32) -> Self {
+        Member { peer, conn, present: true, away_since: None, held: Hold::default(), drained: false, group }
     }
 }
 
@@ -274,6 +291,8 @@ pub struct Room<T> {
     changed: bool,
     /// Instances draining, with a peer here. (Kept by the owner alone, like the matchmaker's.)
     draining: Vec<HomeId>,
+    /// In a matchbox pool: the group arrivals go into until it has `next` peers.
+    forming: u32,
 }
 
 /// A member as kept outside the process, for another owner to rebuild the room.
@@ -287,6 +306,9 @@ pub struct MemberRecord {
     pub present: bool,
     /// When it went away.
     pub away_since: Option<Millis>,
+    /// Its group (see [`Kind::Matchbox`]).
+    #[serde(default)]
+    pub group: u32,
 }
 
 /// A room as kept outside the process (held messages are not kept: an owner that dies takes
@@ -301,6 +323,9 @@ pub struct RoomRecord {
     pub admits_until: Millis,
     /// When the last peer left.
     pub emptied_at: Option<Millis>,
+    /// In a matchbox pool: the group that arrivals go into.
+    #[serde(default)]
+    pub forming: u32,
 }
 
 impl<T: Payload> Room<T> {
@@ -317,6 +342,7 @@ impl<T: Payload> Room<T> {
             out: Vec::new(),
             changed: true,
             draining: Vec::new(),
+            forming: 0,
         }
     }
 
@@ -332,6 +358,7 @@ impl<T: Payload> Room<T> {
                 away_since: m.away_since,
                 held: Hold::default(),
                 drained: false,
+                group: m.group,
             })
             .collect();
         Room {
@@ -345,6 +372,7 @@ impl<T: Payload> Room<T> {
             out: Vec::new(),
             changed: false,
             draining: Vec::new(),
+            forming: record.forming,
         }
     }
 
@@ -355,10 +383,17 @@ impl<T: Payload> Room<T> {
             members: self
                 .members
                 .iter()
-                .map(|m| MemberRecord { peer: m.peer, conn: m.conn, present: m.present, away_since: m.away_since })
+                .map(|m| MemberRecord {
+                    peer: m.peer,
+                    conn: m.conn,
+                    present: m.present,
+                    away_since: m.away_since,
+                    group: m.group,
+                })
                 .collect(),
             admits_until: self.admits_until,
             emptied_at: self.emptied_at,
+            forming: self.forming,
         }
     }
 
@@ -403,7 +438,7 @@ impl<T: Payload> Room<T> {
             return false;
         }
         match self.kind {
-            Kind::Matched => true,
+            Kind::Matched | Kind::Matchbox { .. } => true,
             Kind::Code { .. } => self.emptied_at.is_none_or(|at| at.saturating_add(self.settings.idle) <= now),
         }
     }
@@ -440,7 +475,7 @@ impl<T: Payload> Room<T> {
             Input::Relay { conn, to, text } => self.relay(conn, to, text, now),
             Input::Leave { conn } => self.leave(conn, now),
             Input::Closed { conn, clean } => {
-                if clean || self.settings.resume_grace == 0 {
+                if clean || self.settings.resume_grace == 0 || self.kind.drop_is_leave() {
                     self.leave(conn, now);
                 } else {
                     self.go_away(conn, now);
@@ -464,17 +499,20 @@ impl<T: Payload> Room<T> {
         self.close_lonely();
     }
 
-    /// A peer of a draining instance that is alone in the room is closed with 1012, once: it
-    /// takes its seat back through another instance.
+    /// A peer of a draining instance that is alone in the room (in a pool: in its group) is
+    /// closed with 1012, once: it takes its seat back through another instance.
     fn close_lonely(&mut self) {
-        if self.draining.is_empty() || self.members.len() != 1 {
+        if self.draining.is_empty() {
             return;
         }
-        let draining = &self.draining;
-        let member = &mut self.members[0];
-        if member.present && !member.drained && draining.contains(&member.conn.home) {
-            member.drained = true;
-            self.out.push(Output::Close { to: member.conn, code: Closing::Restart });
+        for i in 0..self.members.len() {
+            let member = &self.members[i];
+            let alone = !self.members.iter().any(|m| m.group == member.group && m.peer != member.peer);
+            if alone && member.present && !member.drained && self.draining.contains(&member.conn.home) {
+                let member = &mut self.members[i];
+                member.drained = true;
+                self.out.push(Output::Close { to: member.conn, code: Closing::Restart });
+            }
         }
     }
 
@@ -537,8 +575,9 @@ impl<T: Payload> Room<T> {
             None => {
                 self.admits_until = self.admits_until.max(admits_until);
                 self.emptied_at = None;
+                let group = self.arrival_group();
+                self.members.push(Member::new(peer, conn, group));
                 let peers = self.others(peer);
-                self.members.push(Member::new(peer, conn));
                 self.changed = true;
                 self.notice(conn, Notice::Joined { room: self.id, peer, peers });
                 self.tell_others(peer, Notice::PeerJoined { peer });
@@ -566,7 +605,8 @@ impl<T: Payload> Room<T> {
             None if count < capacity => {
                 self.admits_until = self.admits_until.max(admits_until);
                 self.emptied_at = None;
-                self.members.push(Member::new(peer, conn));
+                let group = self.forming;
+                self.members.push(Member::new(peer, conn, group));
                 self.changed = true;
             }
             None => {}
@@ -574,17 +614,19 @@ impl<T: Payload> Room<T> {
     }
 
     fn relay(&mut self, conn: Conn, to: Option<PeerId>, text: T, now: Millis) {
-        let Some(sender) = self.members.iter().find(|m| m.conn == conn && m.present).map(|m| m.peer) else {
+        let Some((sender, group)) =
+            self.members.iter().find(|m| m.conn == conn && m.present).map(|m| (m.peer, m.group))
+        else {
             return self.refuse(conn, Refusal::NotJoined);
         };
         if let Some(to) = to {
-            let Some(i) = self.members.iter().position(|m| m.peer == to && m.peer != sender) else {
+            let Some(i) = self.members.iter().position(|m| m.peer == to && m.peer != sender && m.group == group) else {
                 return self.refuse(conn, Refusal::UnknownPeer);
             };
             return self.deliver(i, conn, sender, text);
         }
         // Counted, not collected: a relay is the hot path and allocates nothing of its own.
-        let mut left = self.members.iter().filter(|m| m.peer != sender).count();
+        let mut left = self.members.iter().filter(|m| m.peer != sender && m.group == group).count();
         if left == 0 {
             if self.kind == Kind::Matched && now <= self.admits_until {
                 if let Err(HoldFull) = self.before_join.push(sender, conn, text, &self.settings) {
@@ -595,7 +637,7 @@ impl<T: Payload> Room<T> {
         }
         let mut text = Some(text);
         for i in 0..self.members.len() {
-            if self.members[i].peer == sender {
+            if self.members[i].peer == sender || self.members[i].group != group {
                 continue;
             }
             left -= 1;
@@ -625,7 +667,7 @@ impl<T: Payload> Room<T> {
         for other in &mut self.members {
             other.held.drop_from(conn);
         }
-        self.tell_others(member.peer, Notice::PeerLeft { peer: member.peer });
+        self.tell_group(member.peer, member.group, Notice::PeerLeft { peer: member.peer });
         if self.members.is_empty() {
             self.emptied_at = Some(now);
         }
@@ -640,13 +682,39 @@ impl<T: Payload> Room<T> {
         self.tell_others(peer, Notice::PeerAway { peer });
     }
 
-    fn others(&self, peer: PeerId) -> Vec<PeerId> {
-        self.members.iter().filter(|m| m.peer != peer).map(|m| m.peer).collect()
+    /// The group a newcomer goes into: always 0, but in a matchbox pool the forming group, which
+    /// closes (for good: nobody takes the seat of one who leaves it) once it has `next` peers.
+    fn arrival_group(&mut self) -> u32 {
+        let Kind::Matchbox { next: Some(next), .. } = self.kind else { return 0 };
+        let group = self.forming;
+        let size = self.members.iter().filter(|m| m.group == group).count() + 1;
+        if size >= next {
+            self.forming = self.forming.wrapping_add(1);
+        }
+        group
     }
 
-    /// Tells every present member but `peer`.
+    /// The group `peer` is in (0 for someone not in the room).
+    fn group_of(&self, peer: PeerId) -> u32 {
+        self.members.iter().find(|m| m.peer == peer).map_or(0, |m| m.group)
+    }
+
+    /// The other peers of `peer`'s group.
+    fn others(&self, peer: PeerId) -> Vec<PeerId> {
+        let group = self.group_of(peer);
+        self.members.iter().filter(|m| m.peer != peer && m.group == group).map(|m| m.peer).collect()
+    }
+
+    /// Tells every present member of `peer`'s group but `peer`.
     fn tell_others(&mut self, peer: PeerId, notice: Notice) {
-        let to: Vec<Conn> = self.members.iter().filter(|m| m.peer != peer && m.present).map(|m| m.conn).collect();
+        let group = self.group_of(peer);
+        self.tell_group(peer, group, notice);
+    }
+
+    /// Tells every present member of `group` but `peer`.
+    fn tell_group(&mut self, peer: PeerId, group: u32, notice: Notice) {
+        let to: Vec<Conn> =
+            self.members.iter().filter(|m| m.peer != peer && m.present && m.group == group).map(|m| m.conn).collect();
         for conn in to {
             self.notice(conn, notice.clone());
         }

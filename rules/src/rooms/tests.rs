@@ -6,14 +6,14 @@ use crate::time::Millis;
 use crate::Closing;
 
 const HOME: HomeId = uuid::Uuid::from_u128(1);
-const NOW: Millis = 1_000_000;
+pub(crate) const NOW: Millis = 1_000_000;
 const ADMITS: Millis = NOW + 60_000;
 
-fn conn(n: u64) -> Conn {
+pub(crate) fn conn(n: u64) -> Conn {
     Conn::new(HOME, n)
 }
 
-fn peer(n: u128) -> PeerId {
+pub(crate) fn peer(n: u128) -> PeerId {
     uuid::Uuid::from_u128(n)
 }
 
@@ -25,7 +25,7 @@ fn code_room(capacity: usize) -> Room<String> {
     Room::new(uuid::Uuid::from_u128(78), Kind::Code { code: "123456".into(), capacity }, RoomSettings::default(), NOW)
 }
 
-fn join(room: &mut Room<String>, n: u64) -> Vec<Output<String>> {
+pub(crate) fn join(room: &mut Room<String>, n: u64) -> Vec<Output<String>> {
     room.apply(NOW, Input::Join { conn: conn(n), peer: peer(u128::from(n)), admits_until: ADMITS });
     room.outputs().collect()
 }
@@ -45,7 +45,7 @@ fn relayed_to(outputs: &[Output<String>], n: u64) -> Vec<String> {
         .collect()
 }
 
-fn notices_to(outputs: &[Output<String>], n: u64) -> Vec<Notice> {
+pub(crate) fn notices_to(outputs: &[Output<String>], n: u64) -> Vec<Notice> {
     outputs
         .iter()
         .filter_map(|o| match o {

@@ -154,6 +154,13 @@ pub trait Session: Send + 'static {
     fn on_text(&mut self, text: &str) -> impl Future<Output = ()> + Send;
     /// The socket is gone, as `ending` says; release everything it held.
     fn on_close(self, ending: Ending) -> impl Future<Output = ()> + Send;
+
+    /// Whether the client understands the contract's error messages, so that the driver answers
+    /// a frame it refuses (over the rate, binary, too large) with one. A protocol without them
+    /// (matchbox's) says no: the refusal is only counted, and the frame dropped as before.
+    fn hears_errors(&self) -> bool {
+        true
+    }
 }
 
 /// How a socket ended.
@@ -275,8 +282,10 @@ where
                             format!("a frame of {size} bytes is over the limit of {max_size}"),
                         );
                         outbox.errors().count(rejected.code);
-                        let reply = Message::Text(error_reply(&rejected).into());
-                        let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, open.send(reply))).await;
+                        if session.hears_errors() {
+                            let reply = Message::Text(error_reply(&rejected).into());
+                            let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, open.send(reply))).await;
+                        }
                         break End::Close(CLOSE_TOO_BIG, "message too large".to_owned());
                     }
                     // A bad payload leaves the connection intact, so the client can be told why.
@@ -296,14 +305,14 @@ where
                     Verdict::Admit => {}
                     Verdict::Drop => {
                         if is_data {
-                            outbox.reject(&rate_limited(limits.rate));
+                            refuse(&session, outbox, &rate_limited(limits.rate));
                         }
                         continue;
                     }
                     Verdict::Close => {
                         tracing::info!(conn = %outbox.id(), "message rate exceeded again and again; closing the socket");
                         if is_data {
-                            outbox.reject(&rate_limited(limits.rate));
+                            refuse(&session, outbox, &rate_limited(limits.rate));
                         }
                         let _ = Box::pin(flush_queued(&open)).await;
                         break End::Close(CLOSE_POLICY, "too many messages".to_owned());
@@ -312,7 +321,7 @@ where
                 match frame {
                     Message::Text(text) => session.on_text(text.as_str()).await,
                     Message::Binary(_) => {
-                        outbox.reject(&bad_message("binary frames are not accepted; send JSON text"));
+                        refuse(&session, outbox, &bad_message("binary frames are not accepted; send JSON text"));
                     }
                     _ => {} // ping, pong: liveness is all we need from them
                 }
@@ -346,6 +355,15 @@ where
     if let (End::Close(code, reason), Some(socket)) = (end, socket) {
         let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
         let _ = Box::pin(tokio::time::timeout(CLOSE_TIMEOUT, close(socket, frame))).await;
+    }
+}
+
+/// Refuses a frame: with the contract's error for a client that hears them, else only counted.
+fn refuse<S: Session>(session: &S, outbox: &Outbox, rejected: &Rejected) {
+    if session.hears_errors() {
+        outbox.reject(rejected);
+    } else {
+        outbox.errors().count(rejected.code);
     }
 }
 

@@ -43,6 +43,8 @@ const MAX_REROUTES: usize = 3;
 struct Route {
     owner: Option<HomeId>,
     members: Vec<(Conn, PeerId, Millis)>,
+    /// What kind of room it is (to rebuild it when its owner died before recording it).
+    kind: Option<Kind>,
 }
 
 /// The rooms of every instance, as this one sees them.
@@ -140,13 +142,22 @@ impl RedisRooms {
 
     /// `join`: the socket is in the room from now on (as far as this instance's routing goes),
     /// and the join goes to the room's owner (this instance, if nobody owns it yet).
-    pub async fn join(&self, room: RoomId, conn: Conn, peer: PeerId, admits_until: Millis, input: Input<Text>) {
+    pub async fn join(
+        &self,
+        room: RoomId,
+        kind: Kind,
+        conn: Conn,
+        peer: PeerId,
+        admits_until: Millis,
+        input: Input<Text>,
+    ) {
         {
             let mut route = self.routes.entry(room).or_default();
             route.members.retain(|(c, _, _)| *c != conn);
             route.members.push((conn, peer, admits_until));
+            route.kind = Some(kind.clone());
         }
-        self.route(room, conn, Some(Kind::Matched), input).await;
+        self.route(room, conn, Some(kind), input).await;
     }
 
     /// Any other input from one of this instance's sockets.
@@ -188,9 +199,7 @@ impl RedisRooms {
             Ok(owner) => owner,
             Err(()) => {
                 if matches!(input, Input::Join { .. } | Input::Relay { .. }) {
-                    if let Some(outbox) = self.locals.get(conn.socket) {
-                        outbox.reject(&shared::redis::unavailable());
-                    }
+                    crate::deliver::unavailable(&self.locals, conn.socket, &shared::redis::unavailable());
                 }
                 return;
             }
@@ -315,14 +324,15 @@ impl RedisRooms {
         }
         // Our sockets in the room say so: silently where the record has them, with a join
         // (and its `joined`) where the old owner died before recording them.
-        let members = self.routes.get(&room).map(|r| r.members.clone()).unwrap_or_default();
+        let (members, kind) = self.routes.get(&room).map(|r| (r.members.clone(), r.kind.clone())).unwrap_or_default();
+        let kind = kind.unwrap_or(Kind::Matched);
         for (conn, peer, admits_until) in members {
             let input = if recorded.contains(&conn) {
                 Input::Rejoin { conn, peer, admits_until }
             } else {
                 Input::Join { conn, peer, admits_until }
             };
-            self.map.apply(room, Some(Kind::Matched), now, input);
+            self.map.apply(room, Some(kind.clone()), now, input);
         }
         Ok(Some(self.home))
     }

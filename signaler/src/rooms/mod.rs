@@ -55,14 +55,15 @@ impl Rooms {
         }
     }
 
-    /// `join` a matched room, as the ticket's holder, admitted until `admits_until`.
-    pub async fn join(&self, room: RoomId, conn: Conn, peer: PeerId, admits_until: Millis) {
+    /// `join` a room (created as `kind` if it does not exist yet) as `peer`, admitted until
+    /// `admits_until`.
+    pub async fn join(&self, room: RoomId, kind: Kind, conn: Conn, peer: PeerId, admits_until: Millis) {
         let input = Input::Join { conn, peer, admits_until };
         match &self.place {
             Place::Memory { map, .. } => {
-                map.apply(room, Some(Kind::Matched), crate::now_ms(), input);
+                map.apply(room, Some(kind), crate::now_ms(), input);
             }
-            Place::Redis(rooms) => Box::pin(rooms.join(room, conn, peer, admits_until, input)).await,
+            Place::Redis(rooms) => Box::pin(rooms.join(room, kind, conn, peer, admits_until, input)).await,
         }
         if self.draining.load(Ordering::Acquire) {
             // A join that raced the drain: the room hears of it too.

@@ -1,0 +1,2 @@
+//! Tests only: see `tests/matchbox_socket.rs`.
+#![forbid(unsafe_code)]
