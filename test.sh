@@ -5,7 +5,7 @@
 #   2. the contract and cluster tests again with both services on one Redis, then on a Redis
 #      Cluster of three masters (real redis-server processes on loopback);
 #   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
-# Installs what the tests need when missing: redis-server and Chromium (Debian packages) and the
+# Installs what the tests need when missing: redis-server, Chromium and coturn (Debian packages) and the
 # Node test packages.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -24,6 +24,7 @@ step() { printf '\n==> %s\n' "$*"; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/turnserver ]] || missing+=(coturn)
 if ((${#missing[@]})); then
   step "installing ${missing[*]} (Debian packages)"
   sudo=""
@@ -37,7 +38,7 @@ cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names (`--workspace`,
 # so that they reuse the build of the first step).
-redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown --test turn)
 
 free_port() {
   local port=$1

@@ -124,6 +124,9 @@ impl Config {
             features.push("resume");
         }
         features.push("interests");
+        if self.common.turn.is_some() {
+            features.push("turn");
+        }
         features
     }
 

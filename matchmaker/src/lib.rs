@@ -68,6 +68,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         tickets: Tickets::new(secret.as_bytes(), config.common.ticket_ttl),
         resume: ResumeTokens::new(secret.as_bytes()),
         ice_servers: config.ice_servers.clone(),
+        turn: config.common.turn.clone(),
         signaling: Signaling::new(home, &config.signaling_url),
     });
     let settings = rules_settings(&config);

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::origin::AllowedOrigins;
+use crate::turn::Turn;
 
 /// Default `HOST`: every interface, as a container expects.
 pub const DEFAULT_HOST: &str = "0.0.0.0";
@@ -83,6 +84,9 @@ pub struct Common {
     pub redis_key_prefix: String,
     /// `RESUME_GRACE_SECS`: how long a dropped client may come back; zero turns resume off.
     pub resume_grace: Duration,
+    /// `TURN_SECRET`, `TURN_URLS`, `TURN_TTL_SECS`: TURN credentials for clients (feature
+    /// `turn`); `None` when not configured.
+    pub turn: Option<Turn>,
 }
 
 impl Default for Common {
@@ -101,6 +105,7 @@ impl Default for Common {
             redis_cluster: false,
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
+            turn: None,
         }
     }
 }
@@ -111,6 +116,8 @@ impl Common {
     /// # Errors
     /// [`Error::Config`] naming the first bad variable.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let turn = Turn::from_vars(vars.clone())?;
         let raw: CommonVars = parse_vars(vars)?;
         let host_text = raw.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
         let host =
@@ -161,6 +168,7 @@ impl Common {
             redis_cluster,
             redis_key_prefix,
             resume_grace: secs("RESUME_GRACE_SECS", raw.resume_grace_secs, DEFAULT_RESUME_GRACE_SECS, 0..=3_600)?,
+            turn,
         })
     }
 
@@ -212,6 +220,7 @@ pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
 /// Every variable the common settings read, plus `RUST_LOG` (read by the log filter).
 pub fn common_variables() -> Vec<String> {
     let mut names = variables_of::<CommonVars>();
+    names.extend(crate::turn::variables());
     names.push("RUST_LOG".to_owned());
     names
 }

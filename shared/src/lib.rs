@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`protocol`]: wire messages (typed serde enums out, a checked envelope in) and error codes.
 //! - [`ticket`]: room tickets, signed by the matchmaker and verified by the signaler.
+//! - [`turn`]: time-limited TURN credentials (the TURN REST API scheme coturn checks).
 //! - [`resume`]: resume tokens, which bring a client back on a new socket.
 //! - [`random`]: ids from the operating system's randomness.
 //! - [`origin`]: the `ALLOWED_ORIGIN` check on WebSocket upgrades.
@@ -36,6 +37,7 @@ pub mod routes;
 pub mod server;
 pub mod telemetry;
 pub mod ticket;
+pub mod turn;
 pub mod ws;
 
 pub use error::{Error, ErrorCode};
