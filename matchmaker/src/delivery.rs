@@ -87,6 +87,7 @@ impl Delivery {
             }
             Event::Matched { room, partner, initiator, via, ref common } => {
                 let ticket = self.tickets.issue(room, client);
+                local.rooms.matched(room);
                 let url = render_signaling_url(&self.signaling.template(via), local.host.as_deref());
                 let with_turn = self.turn.as_ref().map(|turn| turn.ice_servers(&self.ice_servers, &client.to_string()));
                 outbox.send(&ServerMessage::Matched {

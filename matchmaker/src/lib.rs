@@ -7,7 +7,7 @@
 //! - [`backend`]: the queue shared by every instance through Redis (`REDIS_URL`).
 //! - [`session`]: one socket: decode, check, forward to the queue.
 //! - [`locals`]: this instance's sockets; [`delivery`]: what they are told.
-//! - [`auth`]: the optional `auth` step.
+//! - [`auth`]: the optional `auth` step; [`reports`]: connection reports and their metrics.
 //! - [`routes`], [`assets`]: `/api/stats`, the embedded chat page, and the shared operational routes.
 //! - [`config`]: the matchmaker's settings.
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@ pub mod config;
 pub mod delivery;
 pub mod locals;
 pub mod queue;
+pub mod reports;
 pub mod routes;
 pub mod session;
 
@@ -43,6 +44,7 @@ use crate::delivery::{Delivery, Signaling};
 use crate::locals::{Local, Locals};
 use crate::queue::shell::Shell;
 use crate::queue::{Figures, QueueHandle};
+use crate::reports::{ReportFigures, Reportable};
 use crate::session::{ClientSession, Needs};
 
 /// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
@@ -62,6 +64,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("matches", "Pairs made", figures.matches.clone());
     let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
+    let reports = ReportFigures::register(&mut metrics);
     let metrics = Arc::new(metrics);
     let locals = Arc::new(Locals::default());
     let delivery = Arc::new(Delivery {
@@ -94,6 +97,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
             locals,
             delivery,
             auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
+            reports,
         },
         limits: config.limits.clone(),
         resume_grace_secs: config.common.resume_grace.as_secs(),
@@ -150,7 +154,8 @@ impl SocketService for Matchmaker {
         let conn = Conn::new(self.home, outbox.id().0);
         tracing::debug!(client = %id, "client connected");
         let host = request.host.map(Arc::from);
-        self.needs.locals.insert(conn.socket, Local { outbox: outbox.clone(), host });
+        let rooms = Arc::new(Reportable::default());
+        self.needs.locals.insert(conn.socket, Local { outbox: outbox.clone(), host, rooms: rooms.clone() });
         let resume = self.resume_grace_secs > 0;
         let token = resume.then(|| self.needs.delivery.resume_token(id, 0));
         outbox.send(&ServerMessage::Ready {
@@ -161,6 +166,6 @@ impl SocketService for Matchmaker {
             resume_grace_secs: resume.then_some(self.resume_grace_secs),
         });
         self.needs.queue.apply(Input::Connect { conn, client: id }).await;
-        ClientSession::new(conn, id, outbox, &self.needs, &self.limits)
+        ClientSession::new(conn, id, outbox, rooms, &self.needs, &self.limits)
     }
 }

@@ -18,6 +18,7 @@ import {
   session,
   startServer,
   waitForMessage,
+  waitForMetric,
   waitForState,
   waitForStats,
 } from './lib/harness.mjs';
@@ -46,6 +47,10 @@ test('two strangers who press Start are paired and chat both ways', TIMEOUT, asy
   await sendMessage(b, 'hi from B');
   await waitForMessage(a, 'stranger', 'hi from B');
   await waitForMessage(b, 'me', 'hi from B');
+  // Each page reported once that its connection opened, directly (host candidates on loopback).
+  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="connected"}', (v) => v === 2);
+  await waitForMetric(s.url, 'matchmaker_connected_candidates_total{candidate_type="host"}', (v) => v === 2);
+  await waitForMetric(s.url, 'matchmaker_connect_seconds_count', (v) => v === 2);
 });
 
 test('Next pairs you with the stranger who waited longest and tells the old partner they left', TIMEOUT, async (t) => {

@@ -14,6 +14,7 @@ import {
   sendMessage,
   session,
   waitForMessage,
+  waitForMetric,
   waitForState,
 } from './lib/harness.mjs';
 import { startTurn } from './lib/turn.mjs';
@@ -81,6 +82,9 @@ test('two tabs that may only relay chat through coturn with the credentials from
     assert.match(entry.username, /^\d+:[0-9a-f-]{36}$/, JSON.stringify(servers));
   }
   assert.match(turn.log(), /session .*: (realm|usage)/i, 'coturn saw the sessions');
+  // Both pages reported their connection: through a relay.
+  await waitForMetric(s.url, 'matchmaker_connected_candidates_total{candidate_type="relay"}', (v) => v === 2);
+  await waitForMetric(s.url, 'matchmaker_connect_seconds_count', (v) => v === 2);
 });
 
 test('with credentials coturn refuses, relay-only tabs do not connect and the page offers Next', TIMEOUT, async (t) => {
@@ -97,6 +101,10 @@ test('with credentials coturn refuses, relay-only tabs do not connect and the pa
     assert.equal(await page.getByTestId('next').isEnabled(), true);
   }
   assert.match(turn.log(), /401|Unauthorized|cannot find credentials|check_stun_auth/i, 'coturn refused the credentials');
+  // Both pages reported that their connection did not open.
+  const failed = await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="failed"}', (v) => v >= 0);
+  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="timeout"}', (v) => v + failed === 2);
+  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="connected"}', (v) => v === 0);
 });
 
 test('no console errors or uncaught exceptions in any page above', () => {

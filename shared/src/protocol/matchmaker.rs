@@ -28,6 +28,8 @@ pub enum ClientMessage {
         /// The token from `ready` or `resumed`.
         token: String,
     },
+    /// How the WebRTC connection of a match went (`None`: a `roomId` that names no room).
+    ConnectionReport(Option<super::report::ConnectionReport>),
 }
 
 impl ClientMessage {
@@ -44,6 +46,7 @@ impl ClientMessage {
             "leave" => ClientMessage::Leave,
             "ping" => ClientMessage::Ping,
             "resume" => ClientMessage::Resume { token: env.string("token")? },
+            "connection-report" => ClientMessage::ConnectionReport(super::report::ConnectionReport::decode(&env)?),
             other => return Err(unknown_type(other)),
         })
     }

@@ -171,6 +171,23 @@ export async function waitForStats(baseUrl, predicate, timeout = WAIT_MS) {
   }
 }
 
+/** A sample's value in the text of `GET /metrics`, or null. */
+export function metricValue(text, sample) {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : null;
+}
+
+/** Poll `GET /metrics` of `baseUrl` until `sample`'s value satisfies `predicate`; returns it. */
+export async function waitForMetric(baseUrl, sample, predicate, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = metricValue(await (await fetch(`${baseUrl}/metrics`)).text(), sample);
+    if (value !== null && predicate(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${sample} never met the condition in ${timeout} ms; last ${value}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export function formatErrors(entries) {
   return entries.map((e) => `[${e.label}] ${e.kind}: ${e.text}${e.location && e.location.url ? ` (${e.location.url}:${e.location.lineNumber})` : ''}`).join('\n');
 }
