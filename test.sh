@@ -38,7 +38,7 @@ cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names (`--workspace`,
 # so that they reuse the build of the first step).
-redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown --test turn --test connection_reports)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test resume --test transport --test auth --test shutdown --test turn --test connection_reports --test long_polling)
 
 free_port() {
   local port=$1

@@ -127,6 +127,7 @@ impl Config {
         if self.common.turn.is_some() {
             features.push("turn");
         }
+        features.push("poll");
         features
     }
 

@@ -114,6 +114,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         gate,
         lifecycle: lifecycle.clone(),
         metrics,
+        polls: Default::default(),
     };
     server.run(listener).await;
     // Clients that are not in a chat move to another instance now; the others at the end.

@@ -33,6 +33,9 @@ pub const DEFAULT_REDIS_KEY_PREFIX: &str = "strangers";
 /// Default `RESUME_GRACE_SECS`: how long a client whose socket dropped keeps its place, its
 /// match or its seat, waiting for it to resume on a new socket.
 pub const DEFAULT_RESUME_GRACE_SECS: u64 = 20;
+/// Default `POLL_HOLD_SECS`: how long a long-polling GET waits for events before it answers
+/// empty (below the usual 30-60 s idle timeouts of proxies).
+pub const DEFAULT_POLL_HOLD_SECS: u64 = 25;
 /// Shortest secret that does not draw a start-up warning: 32 bytes, HMAC-SHA256's key strength.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -52,6 +55,7 @@ struct CommonVars {
     redis_cluster: Option<bool>,
     redis_key_prefix: Option<String>,
     resume_grace_secs: Option<u64>,
+    poll_hold_secs: Option<u64>,
 }
 
 /// Settings every service has.
@@ -87,6 +91,8 @@ pub struct Common {
     /// `TURN_SECRET`, `TURN_URLS`, `TURN_TTL_SECS`: TURN credentials for clients (feature
     /// `turn`); `None` when not configured.
     pub turn: Option<Turn>,
+    /// `POLL_HOLD_SECS`: how long a long-polling GET waits for events.
+    pub poll_hold: Duration,
 }
 
 impl Default for Common {
@@ -106,6 +112,7 @@ impl Default for Common {
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
             turn: None,
+            poll_hold: Duration::from_secs(DEFAULT_POLL_HOLD_SECS),
         }
     }
 }
@@ -169,6 +176,7 @@ impl Common {
             redis_key_prefix,
             resume_grace: secs("RESUME_GRACE_SECS", raw.resume_grace_secs, DEFAULT_RESUME_GRACE_SECS, 0..=3_600)?,
             turn,
+            poll_hold: secs("POLL_HOLD_SECS", raw.poll_hold_secs, DEFAULT_POLL_HOLD_SECS, 1..=120)?,
         })
     }
 

@@ -12,6 +12,7 @@
 //!   the client IP behind trusted proxies.
 //! - [`ws`]: one socket's life: a bounded outbox, keepalive, size limit, close codes.
 //! - [`server`]: the accept loop that hands `/ws` upgrades to a service and the rest to warp.
+//! - [`longpoll`]: the long-polling routes (`/lp`), sessions like `/ws` over another carriage.
 //! - [`routes`]: `/healthz`, `/readyz`, `/metrics` and the rejection handler.
 //! - [`metrics`]: a per-instance Prometheus registry with the metrics every service has.
 //! - [`lifecycle`]: shutdown signal, readiness flag and task tracking.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod lifecycle;
 pub mod limits;
+pub mod longpoll;
 pub mod metrics;
 pub mod origin;
 pub mod process;
