@@ -13,6 +13,7 @@ import {
   connectAll,
   createErrorLog,
   formatErrors,
+  isRefusedConnection,
   launchBrowser,
   sendMessage,
   session,
@@ -242,11 +243,10 @@ test('losing the server shows "connection lost" and searching resumes when it is
   await b.getByTestId('start').click();
   await Promise.all([waitForState(a, 'connected', 30000), waitForState(b, 'connected', 30000)]);
 
-  // Tolerated: refused matchmaker handshakes, and a stats poll that was
-  // already in flight when the server went away.
-  const refusedSocket = new RegExp(`^WebSocket connection to 'ws://localhost:${port}/ws' failed`);
+  // Tolerated: refused matchmaker connections (WebSocket, and its long-polling
+  // fallback), and a stats poll that was already in flight when the server went away.
   const refusedStats = (e) => /^Failed to load resource: net::ERR_CONNECTION_REFUSED/.test(e.text) && e.location?.url === `http://localhost:${port}/api/stats`;
-  const unexpected = outage.entries.filter((e) => !(e.kind === 'console' && (refusedSocket.test(e.text) || refusedStats(e))));
+  const unexpected = outage.entries.filter((e) => !(isRefusedConnection(e, 'localhost', [port]) || (e.kind === 'console' && refusedStats(e))));
   assert.deepEqual(unexpected, [], formatErrors(unexpected));
 });
 

@@ -1,6 +1,7 @@
 // The page's wiring: user input -> StrangerClient, client events -> view.
 
 import { StrangerClient, State, fetchStats } from './client.js';
+import { usingLongPolling } from './transport.js';
 import { createView } from './view.js';
 
 const STATS_PERIOD_MS = 10000;
@@ -14,6 +15,7 @@ let localStream = null;
 
 client.addEventListener('statechange', (ev) => {
   const { state, reason, chatting } = ev.detail;
+  view.longPolling = usingLongPolling();
   view.renderState(state, reason, chatting);
   if (state === State.CONNECTED) view.clearNotice();
   scheduleStats();

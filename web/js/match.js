@@ -17,7 +17,7 @@
 // Every callback of a disposed match is ignored, so a stale callback from a
 // previous stranger can never touch the next one.
 
-import { backoffDelay, parseJson, webSocketTransport } from './transport.js';
+import { autoTransport, backoffDelay, parseJson } from './transport.js';
 
 export class Match {
   /**
@@ -175,7 +175,7 @@ export class Match {
     if (this.disposed) return;
     let sig;
     try {
-      sig = webSocketTransport(this.signalingUrl, {
+      sig = autoTransport(this.signalingUrl, {
         open: () => {
           if (this.sig === sig) sig.send({ type: 'join', roomId: this.roomId, ticket: this.ticket });
         },

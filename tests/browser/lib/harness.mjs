@@ -188,6 +188,18 @@ export async function waitForMetric(baseUrl, sample, predicate, timeout = WAIT_M
   }
 }
 
+/**
+ * Whether a console entry is a connection the page tried while `host:ports` was down: a
+ * WebSocket to `/ws`, or its long-polling fallback to `/lp` (both logged by the browser itself).
+ */
+export function isRefusedConnection(entry, host, ports) {
+  if (entry.kind !== 'console') return false;
+  const at = `${host.replaceAll('.', '\\.')}:(${ports.join('|')})`;
+  if (new RegExp(`^WebSocket connection to 'ws://${at}/ws' failed`).test(entry.text)) return true;
+  const url = entry.location?.url || '';
+  return /^Failed to load resource: net::ERR_[A-Z_]+$/.test(entry.text) && new RegExp(`^http://${at}/lp`).test(url);
+}
+
 export function formatErrors(entries) {
   return entries.map((e) => `[${e.label}] ${e.kind}: ${e.text}${e.location && e.location.url ? ` (${e.location.url}:${e.location.lineNumber})` : ''}`).join('\n');
 }
