@@ -11,12 +11,14 @@ import {
   createErrorLog,
   formatErrors,
   launchBrowser,
+  metricValue,
   sendMessage,
   session,
   waitForMessage,
   waitForMetric,
   waitForState,
 } from './lib/harness.mjs';
+import { describe, timeConnects } from './lib/timing.mjs';
 import { startTurn } from './lib/turn.mjs';
 
 const TIMEOUT = { timeout: 90000 };
@@ -101,10 +103,24 @@ test('with credentials coturn refuses, relay-only tabs do not connect and the pa
     assert.equal(await page.getByTestId('next').isEnabled(), true);
   }
   assert.match(turn.log(), /401|Unauthorized|cannot find credentials|check_stun_auth/i, 'coturn refused the credentials');
-  // Both pages reported that their connection did not open.
-  const failed = await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="failed"}', (v) => v >= 0);
-  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="timeout"}', (v) => v + failed === 2);
-  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="connected"}', (v) => v === 0);
+  // The page that gave up reported it (the other may hear first that its stranger left, and
+  // then has nothing to report); nobody reported a connection.
+  const text = await (await fetch(`${s.url}/metrics`)).text();
+  const reports = (outcome) => metricValue(text, `matchmaker_connection_reports_total{outcome="${outcome}"}`);
+  assert.ok(reports('failed') + reports('timeout') >= 1, text);
+  assert.equal(reports('connected'), 0);
+});
+
+const RUNS = Number(process.env.TIMING_RUNS || 5);
+
+test(`time from Start to connected through coturn against direct, ${RUNS} runs each`, { timeout: 60000 + RUNS * 60000 }, async (t) => {
+  const { env } = await withTurn(t, SECRET);
+  const s = await session(t, browser, errors, { env });
+  const direct = await timeConnects(s, RUNS);
+  const relayed = await timeConnects(s, RUNS, { initScript: relayOnly });
+  t.diagnostic(`direct (host candidates): ${describe(direct)}`);
+  t.diagnostic(`through coturn (relay only): ${describe(relayed)}`);
+  assert.equal(relayed.length, RUNS);
 });
 
 test('no console errors or uncaught exceptions in any page above', () => {
