@@ -2,8 +2,9 @@
 # Runs every test of the project and ends with one summary line:
 #   1. cargo test: unit, property and contract tests over real sockets, and the cluster tests
 #      (real redis-server, several service processes);
-#   2. the contract and cluster tests again with both services on one Redis, then on a Redis
-#      Cluster of three masters (real redis-server processes on loopback);
+#   2. the contract and cluster tests again with both services on one Redis, over long polling
+#      (in memory and on that Redis), then on a Redis Cluster of three masters (real
+#      redis-server processes on loopback);
 #   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
 # Installs what the tests need when missing: redis-server, Chromium and coturn (Debian packages) and the
 # Node test packages.
@@ -60,6 +61,13 @@ start_redis() {
 step "contract tests with both services on one Redis"
 port=$(start_redis 6400)
 TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test --workspace "${redis_suites[@]}" 2>&1 | tee -a "$log"
+
+# The same contract tests with every client over the long-polling transport instead of
+# WebSockets (tests/support/poll.rs), in memory and on the Redis above.
+poll_suites=(--test matchmaker_contract --test signaler_contract --test resume --test turn --test connection_reports)
+step "contract tests over long polling, in memory and on one Redis"
+TEST_TRANSPORT=poll cargo test --workspace "${poll_suites[@]}" 2>&1 | tee -a "$log"
+TEST_TRANSPORT=poll TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test --workspace "${poll_suites[@]}" 2>&1 | tee -a "$log"
 
 step "contract tests with both services on a Redis Cluster of three masters"
 nodes=()
