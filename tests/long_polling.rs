@@ -258,3 +258,22 @@ async fn cors_is_allowed_exactly_for_the_allowed_origins() {
         assert_eq!(http_request(addr, "POST", &path, &good, "[]").await.0, 204);
     }
 }
+
+#[tokio::test]
+async fn what_waits_for_a_client_is_bounded_and_a_client_that_stops_polling_is_dropped_all_the_same() {
+    let (mut mm, sig) = configs(1);
+    mm.common.outbox_capacity = 80;
+    let stack = Stack::start_with(mm, sig).await;
+    let (lp, _) = Poller::open(stack.matchmaker).await;
+    // 300 pongs, never acknowledged: the carriage keeps OUTBOX_CAPACITY events and takes no
+    // more, as a socket that stopped reading.
+    let pings: Vec<Value> = (0..300).map(|_| json!({"type":"ping"})).collect();
+    assert_eq!(lp.send(&pings).await, 204);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, answer) = lp.get_raw(0).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["events"].as_array().unwrap().len(), 80, "ready and 79 pongs, no more");
+    // No GET for twice the hold: dropped, though its driver was waiting to write.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(lp.get_raw(80).await.0, 404);
+}

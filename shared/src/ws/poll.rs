@@ -207,9 +207,13 @@ impl Carriage {
     }
 }
 
+/// Wakes the driver, wherever it waits: for a frame, or for room to write.
 fn wake_reader(state: &mut State) {
     if let Some(reader) = state.reader.take() {
         reader.wake();
+    }
+    if let Some(writer) = state.writer.take() {
+        writer.wake();
     }
 }
 
@@ -240,6 +244,12 @@ impl Sink<Message> for Wire {
         let mut state = carriage.state();
         // An empty buffer takes any message, however large, as an empty outbox does.
         if state.events.is_empty() || (state.events.len() < carriage.max_events && state.bytes < carriage.max_bytes) {
+            return Poll::Ready(Ok(()));
+        }
+        // A client that is gone, or said goodbye, is no reason to wait: the write goes through
+        // (one batch at most) so that the driver gets back to reading, and reads the end.
+        let leaving = state.incoming.iter().any(|frame| matches!(frame, Ok(Message::Close(_))));
+        if state.gone || leaving {
             return Poll::Ready(Ok(()));
         }
         state.writer = Some(cx.waker().clone());
@@ -295,9 +305,18 @@ pub fn open(sockets: &Sockets, limits: &SocketLimits, errors: ErrorCounter) -> (
 /// Drives a long-polling session until it ends (the client's messages, its GETs' liveness and
 /// the server's close all reach the driver through the carriage).
 pub async fn drive<S: Session>(carriage: Arc<Carriage>, open: Open, session: S, limits: SocketLimits) {
+    let outbox = open.outbox().clone();
     tokio::select! {
         () = super::run(open, session, limits) => {}
         () = carriage.watch() => {}
+    }
+    // A close the carriage could not take (its buffer full of events the client never fetched:
+    // the slow consumer's 1008) is recorded all the same.
+    if let Some((code, reason)) = outbox.close_frame() {
+        let mut state = carriage.state();
+        if state.closed.is_none() {
+            state.closed = Some((code, reason.to_owned()));
+        }
     }
     carriage.changed.notify_waiters();
 }
