@@ -277,3 +277,44 @@ async fn what_waits_for_a_client_is_bounded_and_a_client_that_stops_polling_is_d
     tokio::time::sleep(Duration::from_millis(2600)).await;
     assert_eq!(lp.get_raw(80).await.0, 404);
 }
+
+/// A room on the signaler whose two peers use WebSockets, or long polling when `poll`.
+async fn room_over(stack: &Stack, poll: bool) -> (Client, Client) {
+    let (mut a, _) = Client::matchmaker(stack).await;
+    let (mut b, _) = Client::matchmaker(stack).await;
+    let (a_matched, b_matched) = support::match_up(&mut a, &mut b).await;
+    let mut peers = Vec::new();
+    for matched in [a_matched, b_matched] {
+        let mut peer =
+            if poll { Client::connect_poll(&stack.sig_url()).await } else { Client::connect(&stack.sig_url()).await };
+        peer.send(support::join(&matched)).await;
+        peer.recv_type("joined").await;
+        peers.push(peer);
+    }
+    let b = peers.pop().unwrap();
+    let mut a = peers.pop().unwrap();
+    a.recv_type("peer-joined").await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_relayed_message_over_long_polling_arrives_within_a_second_and_its_round_trip_is_printed_next_to_websockets()
+{
+    let (mm, sig) = configs(25);
+    let stack = Stack::start_with(mm, sig).await;
+    let (mut ws_a, mut ws_b) = room_over(&stack, false).await;
+    let (mut lp_a, mut lp_b) = room_over(&stack, true).await;
+    let over_ws = support::sample_relay(&mut ws_a, &mut ws_b, Duration::from_secs(2)).await;
+    let over_lp = support::sample_relay(&mut lp_a, &mut lp_b, Duration::from_secs(2)).await;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "relay sender -> signaler -> receiver, same run: WebSocket p50 {:.2} ms p99 {:.2} ms ({} samples); long polling p50 {:.2} ms p99 {:.2} ms ({} samples)",
+        ms(over_ws.quantile(0.5)),
+        ms(over_ws.quantile(0.99)),
+        over_ws.0.len(),
+        ms(over_lp.quantile(0.5)),
+        ms(over_lp.quantile(0.99)),
+        over_lp.0.len()
+    );
+    assert!(over_lp.quantile(0.99) < Duration::from_secs(1), "long polling p99 {:?}", over_lp.quantile(0.99));
+}

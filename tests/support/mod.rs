@@ -141,6 +141,13 @@ impl Carriage {
     }
 }
 
+impl Client {
+    /// A client over long polling, whatever `TEST_TRANSPORT` says.
+    pub async fn connect_poll(url: &str) -> Client {
+        Client { ws: Carriage::Poll(poll::PollSocket::open(url).await) }
+    }
+}
+
 impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Client {
     fn from(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         Client { ws: Carriage::Ws(Box::new(ws)) }
@@ -150,7 +157,7 @@ impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Client {
 impl Client {
     pub async fn connect(url: &str) -> Client {
         if poll::selected() {
-            return Client { ws: Carriage::Poll(poll::PollSocket::open(url).await) };
+            return Client::connect_poll(url).await;
         }
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
         Client::from(ws)
