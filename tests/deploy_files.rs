@@ -57,6 +57,23 @@ fn compose_gives_both_services_the_same_ticket_secret() {
 }
 
 #[test]
+fn compose_runs_coturn_with_the_secret_the_matchmaker_signs_turn_credentials_with() {
+    let compose = yaml("docker-compose.yml");
+    let env = &compose["services"]["matchmaker"]["environment"];
+    let secret = env["TURN_SECRET"].as_str().unwrap();
+    let args: Vec<&str> =
+        compose["services"]["coturn"]["command"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(args.contains(&"--use-auth-secret"), "{args:?}");
+    assert!(args.contains(&format!("--static-auth-secret={secret}").as_str()), "{args:?} vs {secret}");
+    assert!(args.contains(&"--listening-port=3478"), "{args:?}");
+    // With compose's defaults filled in, the matchmaker accepts the settings.
+    let local = |text: &str| text.replace("${TURN_HOST:-localhost}", "localhost");
+    let vars = [("TURN_SECRET", secret.to_owned()), ("TURN_URLS", local(env["TURN_URLS"].as_str().unwrap()))];
+    let turn = shared::turn::Turn::from_vars(vars.map(|(k, v)| (k.to_owned(), v))).unwrap().unwrap();
+    assert_eq!(turn.issue("c", 0).urls, ["turn:localhost:3478?transport=udp", "turn:localhost:3478?transport=tcp"]);
+}
+
+#[test]
 fn compose_points_browsers_at_the_published_signaler_port() {
     let compose = yaml("docker-compose.yml");
     let url = compose["services"]["matchmaker"]["environment"]["SIGNALING_URL"].as_str().unwrap();

@@ -306,7 +306,7 @@ async fn api_config_tells_a_page_the_protocol_its_features_the_signaling_url_and
     assert!(head.to_ascii_lowercase().contains("cache-control: no-store"), "{head}");
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(config["protocol"], "1.1");
-    assert_eq!(config["features"], json!(["resume", "interests", "block", "report"]));
+    assert_eq!(config["features"], json!(["resume", "interests", "block", "report", "poll"]));
     assert_eq!(config["signalingUrl"], "wss://127.0.0.1/signal", "rendered for the host the page was reached at");
     let limits = &config["limits"];
     assert_eq!(

@@ -45,8 +45,12 @@ async fn the_page_may_open_sockets_only_to_its_own_host() {
     let csp = header(&head, "content-security-policy").expect("a content-security-policy");
     assert_eq!(directive(csp, "default-src"), ["'none'"]);
     // The signaler (ws://127.0.0.1:<its port>) is on the page's host: any port of it is allowed,
-    // so that an open page can follow a signaler that moved (a restart, another instance).
-    assert_eq!(directive(csp, "connect-src"), ["'self'", "ws://127.0.0.1:*", "wss://127.0.0.1:*"]);
+    // so that an open page can follow a signaler that moved (a restart, another instance); over
+    // HTTP too, for the long-polling fallback.
+    assert_eq!(
+        directive(csp, "connect-src"),
+        ["'self'", "ws://127.0.0.1:*", "wss://127.0.0.1:*", "http://127.0.0.1:*", "https://127.0.0.1:*"]
+    );
 }
 
 #[tokio::test]
@@ -58,7 +62,15 @@ async fn a_signaler_on_another_host_is_the_only_other_socket_origin() {
     let csp = header(&head, "content-security-policy").unwrap();
     assert_eq!(
         directive(csp, "connect-src"),
-        ["'self'", "ws://chat.example.com:*", "wss://chat.example.com:*", "wss://signal.example.com"]
+        [
+            "'self'",
+            "ws://chat.example.com:*",
+            "wss://chat.example.com:*",
+            "http://chat.example.com:*",
+            "https://chat.example.com:*",
+            "wss://signal.example.com",
+            "https://signal.example.com"
+        ]
     );
 }
 

@@ -70,7 +70,8 @@ fn hex(bytes: &[u8]) -> String {
 /// `Cross-Origin-Opener-Policy` and `Permissions-Policy`.
 ///
 /// `connect-src` allows the page's own origin and the WebSocket origin of `SIGNALING_URL` as
-/// this request's client will receive it (with `{host}` replaced by the request's host name).
+/// this request's client will receive it (with `{host}` replaced by the request's host name),
+/// and the same origins over HTTP for the long-polling fallback.
 pub fn with_security_headers<F, R>(
     routes: F,
     config: &Config,
@@ -107,15 +108,21 @@ pub fn content_security_policy(config: &Config, host: Option<&str>) -> String {
     let name = host.map(host_name);
     if let Some(name) = name {
         // `'self'` covers ws(s): of the page's own origin only in newer browsers; say it outright.
+        // http(s): on any port is the signaler's long-polling fallback (`/lp`).
         sources.push(format!("ws://{name}:*"));
         sources.push(format!("wss://{name}:*"));
+        sources.push(format!("http://{name}:*"));
+        sources.push(format!("https://{name}:*"));
     }
     // With `{host}` in SIGNALING_URL the signaler's origin depends on the request: without a
     // usable Host header the page gets no signaler origin rather than a guessed one.
     if host.is_some() || !config.signaling_url.contains("{host}") {
         if let Some((origin, origin_name)) = websocket_origin(&config.signaling_url_for(host)) {
             if Some(origin_name.as_str()) != name {
+                // The same origin over HTTP, for the long-polling fallback.
+                let http = origin.replacen("ws", "http", 1);
                 sources.push(origin);
+                sources.push(http);
             }
         }
     }
@@ -165,17 +172,27 @@ mod tests {
     }
 
     #[test]
-    fn connect_src_allows_this_host_and_the_signaler_of_the_template() {
+    fn connect_src_allows_this_host_and_the_signaler_of_the_template_over_websockets_and_long_polling() {
         let csp = content_security_policy(&config("ws://{host}:8081/ws"), Some("chat.example.com:8080"));
-        assert_eq!(connect_src(&csp), ["'self'", "ws://chat.example.com:*", "wss://chat.example.com:*"]);
+        let host = [
+            "ws://chat.example.com:*",
+            "wss://chat.example.com:*",
+            "http://chat.example.com:*",
+            "https://chat.example.com:*",
+        ];
+        assert_eq!(connect_src(&csp), [&["'self'"][..], &host].concat());
         let csp = content_security_policy(&config("wss://signal.{host}/ws"), Some("[::1]:8080"));
-        assert_eq!(connect_src(&csp), ["'self'", "ws://[::1]:*", "wss://[::1]:*", "wss://signal.[::1]"]);
+        let host = ["ws://[::1]:*", "wss://[::1]:*", "http://[::1]:*", "https://[::1]:*"];
+        assert_eq!(
+            connect_src(&csp),
+            [&["'self'"][..], &host, &["wss://signal.[::1]", "https://signal.[::1]"]].concat()
+        );
     }
 
     #[test]
     fn connect_src_allows_a_fixed_signaler_origin_without_its_path() {
         let csp = content_security_policy(&config("wss://Signal.Example.com/ws?x=1"), None);
-        assert_eq!(connect_src(&csp), ["'self'", "wss://signal.example.com"]);
+        assert_eq!(connect_src(&csp), ["'self'", "wss://signal.example.com", "https://signal.example.com"]);
     }
 
     #[test]

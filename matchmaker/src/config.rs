@@ -132,6 +132,10 @@ impl Config {
             features.push("resume");
         }
         features.extend(["interests", "block", "report"]);
+        if self.common.turn.is_some() {
+            features.push("turn");
+        }
+        features.push("poll");
         features
     }
 

@@ -11,6 +11,7 @@ use shared::error::Rejected;
 use shared::protocol::matchmaker::ServerMessage;
 use shared::resume::{Claim, Domain, ResumeTokens};
 use shared::ticket::Tickets;
+use shared::turn::Turn;
 use shared::ErrorCode;
 
 use crate::config::render_signaling_url;
@@ -70,6 +71,8 @@ pub struct Delivery {
     pub resume: ResumeTokens,
     /// `ICE_SERVERS`.
     pub ice_servers: Box<RawValue>,
+    /// TURN credentials, issued with every `matched` after the entries of `ICE_SERVERS`.
+    pub turn: Option<Turn>,
     /// Where each instance's clients open the signaler.
     pub signaling: Signaling,
 }
@@ -84,14 +87,16 @@ impl Delivery {
             }
             Event::Matched { room, partner, initiator, via, ref common } => {
                 let ticket = self.tickets.issue(room, client);
+                local.rooms.matched(room);
                 let url = render_signaling_url(&self.signaling.template(via), local.host.as_deref());
+                let with_turn = self.turn.as_ref().map(|turn| turn.ice_servers(&self.ice_servers, &client.to_string()));
                 outbox.send(&ServerMessage::Matched {
                     room_id: room,
                     partner_id: partner,
                     initiator,
                     signaling_url: &url,
                     ticket: &ticket,
-                    ice_servers: &self.ice_servers,
+                    ice_servers: with_turn.as_deref().unwrap_or(&self.ice_servers),
                     common_interests: common,
                 });
             }

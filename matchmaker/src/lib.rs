@@ -7,7 +7,7 @@
 //! - [`backend`]: the queue shared by every instance through Redis (`REDIS_URL`).
 //! - [`session`]: one socket: decode, check, forward to the queue.
 //! - [`locals`]: this instance's sockets; [`delivery`]: what they are told.
-//! - [`auth`]: the optional `auth` step.
+//! - [`auth`]: the optional `auth` step; [`reports`]: connection reports and their metrics.
 //! - [`routes`], [`assets`]: `/api/stats`, the embedded chat page, and the shared operational routes.
 //! - [`config`]: the matchmaker's settings.
 #![forbid(unsafe_code)]
@@ -19,6 +19,7 @@ pub mod config;
 pub mod delivery;
 pub mod locals;
 pub mod queue;
+pub mod reports;
 pub mod routes;
 pub mod safety;
 pub mod session;
@@ -44,6 +45,7 @@ use crate::delivery::{Delivery, Signaling};
 use crate::locals::{Local, Locals};
 use crate::queue::shell::Shell;
 use crate::queue::{Figures, QueueHandle};
+use crate::reports::{ReportFigures, Reportable};
 use crate::session::{ClientSession, Needs};
 
 /// Serves the matchmaker on `listener` until `lifecycle` begins shutdown, then waits for its
@@ -66,12 +68,14 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
     metrics.register("bans", "Bans made, by reports or by an operator", figures.bans.clone());
     let gate = ConnectionGate::new(&config.limits);
     gate.register(&mut metrics);
+    let reports = ReportFigures::register(&mut metrics);
     let metrics = Arc::new(metrics);
     let locals = Arc::new(Locals::default());
     let delivery = Arc::new(Delivery {
         tickets: Tickets::new(secret.as_bytes(), config.common.ticket_ttl),
         resume: ResumeTokens::new(secret.as_bytes()),
         ice_servers: config.ice_servers.clone(),
+        turn: config.common.turn.clone(),
         signaling: Signaling::new(home, &config.signaling_url),
     });
     let settings = rules_settings(&config);
@@ -97,6 +101,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
             locals,
             delivery,
             auth: Arc::new(Auth::new(config.auth_jwt_secret.as_deref())),
+            reports,
         },
         limits: config.limits.clone(),
         resume_grace_secs: config.common.resume_grace.as_secs(),
@@ -113,6 +118,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         gate,
         lifecycle: lifecycle.clone(),
         metrics,
+        polls: Default::default(),
     };
     server.run(listener).await;
     // Clients that are not in a chat move to another instance now; the others at the end.
@@ -154,7 +160,8 @@ impl SocketService for Matchmaker {
         let conn = Conn::new(self.home, outbox.id().0);
         tracing::debug!(client = %id, "client connected");
         let host = request.host.map(Arc::from);
-        self.needs.locals.insert(conn.socket, Local { outbox: outbox.clone(), host });
+        let rooms = Arc::new(Reportable::default());
+        self.needs.locals.insert(conn.socket, Local { outbox: outbox.clone(), host, rooms: rooms.clone() });
         let resume = self.resume_grace_secs > 0;
         let token = resume.then(|| self.needs.delivery.resume_token(id, 0));
         outbox.send(&ServerMessage::Ready {
@@ -166,6 +173,6 @@ impl SocketService for Matchmaker {
         });
         let address = request.address.map(|ip| ip.to_string());
         self.needs.queue.apply(Input::Connect { conn, client: id, address }).await;
-        ClientSession::new(conn, id, outbox, &self.needs, &self.limits)
+        ClientSession::new(conn, id, outbox, rooms, &self.needs, &self.limits)
     }
 }

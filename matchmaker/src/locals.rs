@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use shared::ws::Outbox;
 
+use crate::reports::Reportable;
+
 /// One socket of this instance.
 #[derive(Debug, Clone)]
 pub struct Local {
@@ -13,6 +15,8 @@ pub struct Local {
     pub outbox: Outbox,
     /// The host name it reached us by, for the signaling URL's `{host}`.
     pub host: Option<Arc<str>>,
+    /// The rooms it was told `matched` for, for its connection reports.
+    pub rooms: Arc<Reportable>,
 }
 
 /// The open sockets of this instance. A short lock, taken to look one up, never held while

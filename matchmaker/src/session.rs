@@ -17,6 +17,7 @@ use crate::auth::Auth;
 use crate::delivery::{resume_failed, Delivery};
 use crate::locals::Locals;
 use crate::queue::QueueHandle;
+use crate::reports::{ReportFigures, Reportable};
 
 /// A connected client.
 pub struct ClientSession {
@@ -33,6 +34,9 @@ pub struct ClientSession {
     /// `next` and `available` presses left (`NEXT_PER_MINUTE`, `NEXT_BURST`).
     presses: TokenBucket,
     next_per_minute: u32,
+    /// The rooms this socket may report on.
+    rooms: Arc<Reportable>,
+    reports: ReportFigures,
 }
 
 /// What a session needs from its service.
@@ -45,11 +49,20 @@ pub struct Needs {
     pub delivery: Arc<Delivery>,
     /// The `auth` step.
     pub auth: Arc<Auth>,
+    /// What connection reports add up to.
+    pub reports: ReportFigures,
 }
 
 impl ClientSession {
     /// A session for a socket already registered with the queue as `client_id`.
-    pub fn new(conn: Conn, client_id: ClientId, outbox: Outbox, needs: &Needs, limits: &Limits) -> Self {
+    pub fn new(
+        conn: Conn,
+        client_id: ClientId,
+        outbox: Outbox,
+        rooms: Arc<Reportable>,
+        needs: &Needs,
+        limits: &Limits,
+    ) -> Self {
         ClientSession {
             conn,
             client_id,
@@ -61,6 +74,8 @@ impl ClientSession {
             user_id: None,
             presses: limits.next_bucket(Instant::now()),
             next_per_minute: limits.next_per_minute,
+            rooms,
+            reports: needs.reports.clone(),
         }
     }
 
@@ -120,6 +135,12 @@ impl Session for ClientSession {
                 }
                 None => self.outbox.reject(&resume_failed()),
             },
+            // No reply; a room this socket was not matched into, or reported on, is ignored.
+            ClientMessage::ConnectionReport(report) => {
+                if let Some(report) = report.filter(|report| self.rooms.take(report.room_id)) {
+                    self.reports.record(&report);
+                }
+            }
         }
     }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::origin::AllowedOrigins;
+use crate::turn::Turn;
 
 /// Default `HOST`: every interface, as a container expects.
 pub const DEFAULT_HOST: &str = "0.0.0.0";
@@ -32,8 +33,9 @@ pub const DEFAULT_REDIS_KEY_PREFIX: &str = "strangers";
 /// Default `RESUME_GRACE_SECS`: how long a client whose socket dropped keeps its place, its
 /// match or its seat, waiting for it to resume on a new socket.
 pub const DEFAULT_RESUME_GRACE_SECS: u64 = 20;
-/// Default `POLL_HOLD_SECS`: how long an HTTP long poll is held open when nothing waits for it;
-/// a poller silent for twice as long has left.
+/// Default `POLL_HOLD_SECS`: how long a long poll (long-polling transport or matchbox's HTTP
+/// rooms) is held when nothing waits for it, below the usual 30-60 s idle timeouts of proxies; a
+/// poller silent for twice as long has left.
 pub const DEFAULT_POLL_HOLD_SECS: u64 = 25;
 /// Shortest secret that does not draw a start-up warning: 32 bytes, HMAC-SHA256's key strength.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -87,6 +89,9 @@ pub struct Common {
     pub redis_key_prefix: String,
     /// `RESUME_GRACE_SECS`: how long a dropped client may come back; zero turns resume off.
     pub resume_grace: Duration,
+    /// `TURN_SECRET`, `TURN_URLS`, `TURN_TTL_SECS`: TURN credentials for clients (feature
+    /// `turn`); `None` when not configured.
+    pub turn: Option<Turn>,
     /// `POLL_HOLD_SECS`: how long a long poll is held when nothing waits; a poller that has not
     /// polled for twice as long has left.
     pub poll_hold: Duration,
@@ -108,6 +113,7 @@ impl Default for Common {
             redis_cluster: false,
             redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
             resume_grace: Duration::from_secs(DEFAULT_RESUME_GRACE_SECS),
+            turn: None,
             poll_hold: Duration::from_secs(DEFAULT_POLL_HOLD_SECS),
         }
     }
@@ -119,6 +125,8 @@ impl Common {
     /// # Errors
     /// [`Error::Config`] naming the first bad variable.
     pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let turn = Turn::from_vars(vars.clone())?;
         let raw: CommonVars = parse_vars(vars)?;
         let host_text = raw.host.unwrap_or_else(|| DEFAULT_HOST.to_owned());
         let host =
@@ -169,7 +177,8 @@ impl Common {
             redis_cluster,
             redis_key_prefix,
             resume_grace: secs("RESUME_GRACE_SECS", raw.resume_grace_secs, DEFAULT_RESUME_GRACE_SECS, 0..=3_600)?,
-            poll_hold: secs("POLL_HOLD_SECS", raw.poll_hold_secs, DEFAULT_POLL_HOLD_SECS, 1..=300)?,
+            turn,
+            poll_hold: secs("POLL_HOLD_SECS", raw.poll_hold_secs, DEFAULT_POLL_HOLD_SECS, 1..=120)?,
         })
     }
 
@@ -221,6 +230,7 @@ pub fn variables_of<T: DeserializeOwned>() -> Vec<String> {
 /// Every variable the common settings read, plus `RUST_LOG` (read by the log filter).
 pub fn common_variables() -> Vec<String> {
     let mut names = variables_of::<CommonVars>();
+    names.extend(crate::turn::variables());
     names.push("RUST_LOG".to_owned());
     names
 }

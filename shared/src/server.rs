@@ -23,6 +23,7 @@ use warp::{Filter, Reply};
 
 use crate::lifecycle::Lifecycle;
 use crate::limits::{ConnectionGate, ConnectionSlot, Refusal, CONNECTION_RETRY_AFTER_SECS};
+use crate::longpoll::{is_poll_path, PollSessions};
 use crate::metrics::Metrics;
 use crate::origin::AllowedOrigins;
 use crate::ws::{self, Outbox, Session, SocketLimits};
@@ -84,6 +85,8 @@ pub struct Server<S, F> {
     pub lifecycle: Lifecycle,
     /// The instance's metrics.
     pub metrics: Arc<Metrics>,
+    /// The long-polling sessions (`/lp`), this instance's own.
+    pub polls: PollSessions,
 }
 
 impl<S, F, R> Server<S, F>
@@ -130,6 +133,9 @@ where
                 if uri.path() == WS_PATH {
                     return Ok::<_, Infallible>(shared.upgrade(request, peer));
                 }
+                if is_poll_path(uri.path()) {
+                    return Ok(shared.long_poll(request, peer).await);
+                }
                 match shared.service.socket_path(request.method(), uri.path(), uri.query()) {
                     Some(Ok(())) => Ok(shared.upgrade(request, peer)),
                     Some(Err(why)) => Ok(plain(StatusCode::BAD_REQUEST, why)),
@@ -170,34 +176,12 @@ where
         let Some(key) = websocket_key(request.method(), headers) else {
             return plain(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade (version 13)");
         };
-        let forwarded_for = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
-        let client_ip = self.gate.client_ip(peer.ip(), forwarded_for);
-        let slot = match self.gate.admit(client_ip) {
+        let socket_request = self.socket_request(headers, request.uri(), peer);
+        let slot = match self.admit(socket_request.client_ip, peer) {
             Ok(slot) => slot,
-            Err(refusal) => {
-                tracing::info!(%peer, client = %client_ip, ?refusal, "connection refused by a limit");
-                let mut response = match refusal {
-                    Refusal::InstanceFull => plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
-                    Refusal::IpFull => plain(StatusCode::TOO_MANY_REQUESTS, "too many connections from your address"),
-                };
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(CONNECTION_RETRY_AFTER_SECS));
-                return response;
-            }
+            Err(refusal) => return refused(refusal),
         };
         let accept = derive_accept_key(key.as_bytes());
-        let socket_request = SocketRequest {
-            peer,
-            client_ip,
-            address: self.gate.address_key(client_ip),
-            host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
-            secure: self.gate.trusts(peer.ip())
-                && headers
-                    .get("x-forwarded-proto")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
-            path: request.uri().path().to_owned(),
-            query: request.uri().query().map(str::to_owned),
-        };
         let on_upgrade = hyper::upgrade::on(&mut request);
         let shared = self.clone();
         self.lifecycle.spawn(async move {
@@ -215,6 +199,32 @@ where
             headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
         }
         response
+    }
+
+    /// What the service is told about a socket (or long-polling session) being opened.
+    pub(crate) fn socket_request(&self, headers: &HeaderMap, uri: &http::Uri, peer: SocketAddr) -> SocketRequest {
+        let forwarded_for = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let client_ip = self.gate.client_ip(peer.ip(), forwarded_for);
+        SocketRequest {
+            peer,
+            client_ip,
+            address: self.gate.address_key(client_ip),
+            path: uri.path().to_owned(),
+            query: uri.query().map(str::to_owned),
+            host: headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            secure: self.gate.trusts(peer.ip())
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|proto| proto.eq_ignore_ascii_case("https")),
+        }
+    }
+
+    /// A place for one more connection of `client_ip`, or the refusal (see [`refused`]).
+    pub(crate) fn admit(&self, client_ip: IpAddr, peer: SocketAddr) -> Result<ConnectionSlot, Refusal> {
+        self.gate.admit(client_ip).inspect_err(|refusal| {
+            tracing::info!(%peer, client = %client_ip, ?refusal, "connection refused by a limit");
+        })
     }
 
     /// Runs one socket; its place in the gate (`_slot`) is given back when it ends.
@@ -261,6 +271,16 @@ fn websocket_key(method: &Method, headers: &HeaderMap) -> Option<String> {
         return None;
     }
     headers.get(header::SEC_WEBSOCKET_KEY).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The answer to a connection a limit refused, with its `Retry-After`.
+pub(crate) fn refused(refusal: Refusal) -> warp::reply::Response {
+    let mut response = match refusal {
+        Refusal::InstanceFull => plain(StatusCode::SERVICE_UNAVAILABLE, "too many connections"),
+        Refusal::IpFull => plain(StatusCode::TOO_MANY_REQUESTS, "too many connections from your address"),
+    };
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(CONNECTION_RETRY_AFTER_SECS));
+    response
 }
 
 fn plain(status: StatusCode, text: &'static str) -> warp::reply::Response {

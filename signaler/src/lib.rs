@@ -160,6 +160,7 @@ pub async fn serve(config: Config, listener: TcpListener, lifecycle: Lifecycle) 
         gate,
         lifecycle: lifecycle.clone(),
         metrics,
+        polls: Default::default(),
     };
     server.run(listener).await;
     rooms.drain().await;

@@ -13,11 +13,13 @@ import {
   connectAll,
   createErrorLog,
   formatErrors,
+  isRefusedConnection,
   launchBrowser,
   sendMessage,
   session,
   startServer,
   waitForMessage,
+  waitForMetric,
   waitForState,
   waitForStats,
 } from './lib/harness.mjs';
@@ -46,6 +48,10 @@ test('two strangers who press Start are paired and chat both ways', TIMEOUT, asy
   await sendMessage(b, 'hi from B');
   await waitForMessage(a, 'stranger', 'hi from B');
   await waitForMessage(b, 'me', 'hi from B');
+  // Each page reported once that its connection opened, directly (host candidates on loopback).
+  await waitForMetric(s.url, 'matchmaker_connection_reports_total{outcome="connected"}', (v) => v === 2);
+  await waitForMetric(s.url, 'matchmaker_connected_candidates_total{candidate_type="host"}', (v) => v === 2);
+  await waitForMetric(s.url, 'matchmaker_connect_seconds_count', (v) => v === 2);
 });
 
 test('Next pairs you with the stranger who waited longest and tells the old partner they left', TIMEOUT, async (t) => {
@@ -237,11 +243,10 @@ test('losing the server shows "connection lost" and searching resumes when it is
   await b.getByTestId('start').click();
   await Promise.all([waitForState(a, 'connected', 30000), waitForState(b, 'connected', 30000)]);
 
-  // Tolerated: refused matchmaker handshakes, and a stats poll that was
-  // already in flight when the server went away.
-  const refusedSocket = new RegExp(`^WebSocket connection to 'ws://localhost:${port}/ws' failed`);
+  // Tolerated: refused matchmaker connections (WebSocket, and its long-polling
+  // fallback), and a stats poll that was already in flight when the server went away.
   const refusedStats = (e) => /^Failed to load resource: net::ERR_CONNECTION_REFUSED/.test(e.text) && e.location?.url === `http://localhost:${port}/api/stats`;
-  const unexpected = outage.entries.filter((e) => !(e.kind === 'console' && (refusedSocket.test(e.text) || refusedStats(e))));
+  const unexpected = outage.entries.filter((e) => !(isRefusedConnection(e, 'localhost', [port]) || (e.kind === 'console' && refusedStats(e))));
   assert.deepEqual(unexpected, [], formatErrors(unexpected));
 });
 

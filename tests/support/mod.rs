@@ -3,6 +3,8 @@
 
 pub mod instances;
 
+pub mod poll;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -40,6 +42,11 @@ pub fn configs() -> (matchmaker::Config, signaler::Config) {
     mm.common.ticket_secret = Some(SECRET.into());
     let mut sig = signaler::Config::default();
     sig.common.ticket_secret = Some(SECRET.into());
+    if poll::selected() {
+        // Over long polling a client that stops polling has dropped after twice the hold.
+        mm.common.poll_hold = Duration::from_secs(1);
+        sig.common.poll_hold = Duration::from_secs(1);
+    }
     if let Some(redis) = test_redis() {
         for common in [&mut mm.common, &mut sig.common] {
             common.redis_url = Some(redis.url.clone());
@@ -99,15 +106,63 @@ impl Stack {
     }
 }
 
-/// A WebSocket client speaking JSON.
+/// A client speaking JSON over a WebSocket, or over long polling with `TEST_TRANSPORT=poll`.
 pub struct Client {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    ws: Carriage,
+}
+
+/// How a [`Client`]'s messages travel.
+pub enum Carriage {
+    /// A WebSocket.
+    Ws(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
+    /// A long-polling session.
+    Poll(poll::PollSocket),
+}
+
+impl futures_util::Stream for Carriage {
+    type Item = Result<Message, tokio_tungstenite::tungstenite::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            Carriage::Ws(ws) => ws.poll_next_unpin(cx),
+            Carriage::Poll(lp) => lp.poll_next_unpin(cx),
+        }
+    }
+}
+
+impl Carriage {
+    /// The WebSocket, for what only a WebSocket can do (binary frames, floods).
+    fn socket(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        match self {
+            Carriage::Ws(ws) => ws,
+            Carriage::Poll(_) => panic!("this test needs a WebSocket"),
+        }
+    }
+}
+
+impl Client {
+    /// A client over long polling, whatever `TEST_TRANSPORT` says.
+    pub async fn connect_poll(url: &str) -> Client {
+        Client { ws: Carriage::Poll(poll::PollSocket::open(url).await) }
+    }
+}
+
+impl From<WebSocketStream<MaybeTlsStream<TcpStream>>> for Client {
+    fn from(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Client { ws: Carriage::Ws(Box::new(ws)) }
+    }
 }
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
+        if poll::selected() {
+            return Client::connect_poll(url).await;
+        }
         let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
-        Client { ws }
+        Client::from(ws)
     }
 
     pub async fn connect_with_origin(
@@ -118,7 +173,7 @@ impl Client {
         if let Some(origin) = origin {
             request.headers_mut().insert("origin", origin.parse().unwrap());
         }
-        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client { ws })
+        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client::from(ws))
     }
 
     /// Connects to the matchmaker and reads `ready`; returns the client and its id.
@@ -137,11 +192,14 @@ impl Client {
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).await.expect("send");
+        match &mut self.ws {
+            Carriage::Ws(ws) => ws.send(Message::text(text)).await.expect("send"),
+            Carriage::Poll(lp) => lp.post(text).await,
+        }
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::binary(bytes)).await.expect("send");
+        self.ws.socket().send(Message::binary(bytes)).await.expect("send");
     }
 
     /// The next JSON message (pings and pongs skipped).
@@ -226,7 +284,10 @@ impl Client {
     }
 
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        match &mut self.ws {
+            Carriage::Ws(ws) => drop((**ws).close(None).await),
+            Carriage::Poll(lp) => lp.delete().await,
+        }
     }
 }
 
@@ -281,7 +342,8 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, String) {
     http_request(addr, "GET", path, &[], None).await
 }
 
-/// A plain HTTP/1.1 request with extra headers and a JSON body: (status, headers text, body).
+/// A plain HTTP/1.1 request with these extra headers (`Host` by default the address) and a JSON
+/// body: (status, headers text, body).
 pub async fn http_request(
     addr: SocketAddr,
     method: &str,
@@ -290,7 +352,10 @@ pub async fn http_request(
     body: Option<&str>,
 ) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        request.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -301,7 +366,7 @@ pub async fn http_request(
     request.push_str(body.unwrap_or_default());
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    tokio::time::timeout(PATIENCE * 8, stream.read_to_end(&mut response)).await.unwrap().unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -373,7 +438,7 @@ impl Client {
             let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
             request.headers_mut().append(name, value.parse().unwrap());
         }
-        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client { ws })
+        tokio_tungstenite::connect_async(request).await.map(|(ws, _)| Client::from(ws))
     }
 
     /// The next JSON message, or how the socket ended: `Err(Some(frame))` for a close frame,
@@ -392,12 +457,12 @@ impl Client {
 
     /// Sends a frame without waiting for the socket to flush it (for floods).
     pub async fn feed_text(&mut self, text: &str) {
-        let _ = self.ws.feed(Message::text(text)).await;
+        let _ = self.ws.socket().feed(Message::text(text)).await;
     }
 
     /// Flushes what [`feed_text`](Self::feed_text) queued.
     pub async fn flush(&mut self) {
-        let _ = self.ws.flush().await;
+        let _ = self.ws.socket().flush().await;
     }
 }
 
@@ -548,7 +613,10 @@ impl std::fmt::Display for Latencies {
 impl Client {
     /// The socket itself, for tests that read and write it from separate tasks.
     pub fn into_inner(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
-        self.ws
+        match self.ws {
+            Carriage::Ws(ws) => *ws,
+            Carriage::Poll(_) => panic!("this test needs a WebSocket"),
+        }
     }
 
     /// Sends a ping and waits for its pong, skipping whatever else arrives first; returns the

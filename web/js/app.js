@@ -1,6 +1,7 @@
 // The page's wiring: user input -> StrangerClient, client events -> view.
 
 import { StrangerClient, State, fetchStats, normalizeInterests } from './client.js';
+import { usingLongPolling } from './transport.js';
 import { createView } from './view.js';
 
 const STATS_PERIOD_MS = 10000;
@@ -16,6 +17,7 @@ let banTimer = null;
 
 client.addEventListener('statechange', (ev) => {
   const { state, reason, chatting } = ev.detail;
+  view.longPolling = usingLongPolling();
   view.renderState(state, reason, chatting);
   view.showBanned(client.bannedUntil);
   if (state === State.CONNECTED) view.clearNotice();

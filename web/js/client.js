@@ -427,6 +427,8 @@ export class StrangerClient extends EventTarget {
       gone: (reason) => this.#onPeerGone(m, reason),
       fail: (code, err) => this.#fail(m, code, err),
       error: (detail) => this.#current(m) && this.#emit('error', detail),
+      // Also from a match just replaced: its report is still its own room's.
+      report: (report) => this.link.send(report),
     });
     this.match = m;
     this.#setState(State.CONNECTING, 'matched');

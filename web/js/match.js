@@ -11,11 +11,13 @@
 //                           timeout, replaced
 //   fail(code, err)         a local failure that ends the match
 //   error(detail)           a signaler error worth reporting (the match goes on)
+//   report(msg)             a `connection-report` for the matchmaker (once per match:
+//                           connected with the time and candidate type, or failed/timeout)
 //
 // Every callback of a disposed match is ignored, so a stale callback from a
 // previous stranger can never touch the next one.
 
-import { backoffDelay, parseJson, webSocketTransport } from './transport.js';
+import { autoTransport, backoffDelay, parseJson } from './transport.js';
 
 export class Match {
   /**
@@ -61,6 +63,8 @@ export class Match {
     this.suspectSince = null;
     this.disconnectTimer = null;
     this.iceRestartPending = false;
+    this.matchedAt = performance.now(); // for connectMs
+    this.reported = false;
   }
 
   /** The data channel is open and the stranger heard us. */
@@ -70,7 +74,9 @@ export class Match {
 
   start(iceServers) {
     this.connectTimer = setTimeout(() => {
-      if (!this.disposed && !this.heardPeer) this.h.gone('timeout');
+      if (this.disposed || this.heardPeer) return;
+      this.#report('timeout');
+      this.h.gone('timeout');
     }, this.opts.connectTimeoutMs);
 
     let pc;
@@ -169,7 +175,7 @@ export class Match {
     if (this.disposed) return;
     let sig;
     try {
-      sig = webSocketTransport(this.signalingUrl, {
+      sig = autoTransport(this.signalingUrl, {
         open: () => {
           if (this.sig === sig) sig.send({ type: 'join', roomId: this.roomId, ticket: this.ticket });
         },
@@ -344,7 +350,9 @@ export class Match {
         return;
       }
       const channelGone = !this.dc || this.dc.readyState === 'closed';
-      this.h.gone(channelGone && !away ? 'partner-left' : 'connection-failed');
+      const reason = channelGone && !away ? 'partner-left' : 'connection-failed';
+      if (reason === 'connection-failed') this.#report('failed');
+      this.h.gone(reason);
     }, this.opts.verdictMs);
   }
 
@@ -466,6 +474,7 @@ export class Match {
     this.dc = dc;
     dc.onopen = () => {
       if (this.disposed || this.dc !== dc) return;
+      if (!this.reported) this.#reportConnected();
       // A frame sent the instant the channel opens is occasionally lost, so
       // keep saying hello until the stranger answers; only then are we connected.
       const hello = () => {
@@ -488,6 +497,32 @@ export class Match {
       this.#suspect();
     };
     if (dc.readyState === 'open') dc.onopen();
+  }
+
+  // ---- connection report ---------------------------------------------------
+
+  /** Tell the matchmaker, once, how this match's connection went. */
+  #report(outcome, fields = {}) {
+    if (this.reported) return;
+    this.reported = true;
+    const connectMs = Math.max(0, Math.round(performance.now() - this.matchedAt));
+    this.h.report({ type: 'connection-report', roomId: this.roomId, outcome, connectMs, ...fields });
+  }
+
+  /** The data channel opened: report the time and the local candidate type of the selected pair. */
+  async #reportConnected() {
+    const connectMs = Math.max(0, Math.round(performance.now() - this.matchedAt));
+    this.reported = true; // nothing else reports while the statistics are read
+    let candidateType = null;
+    try {
+      candidateType = selectedCandidateType(await this.pc.getStats());
+    } catch {
+      /* closed meanwhile */
+    }
+    // A type the contract does not name (or none) cannot be reported as connected.
+    if (['host', 'srflx', 'prflx', 'relay'].includes(candidateType)) {
+      this.h.report({ type: 'connection-report', roomId: this.roomId, outcome: 'connected', connectMs, candidateType });
+    }
   }
 
   #onFrame(dc, frame) {
@@ -519,6 +554,23 @@ export class Match {
     this.connectTimer = null;
     this.h.connected();
   }
+}
+
+/** The local candidate type of the selected candidate pair in an RTCStatsReport, or null. */
+export function selectedCandidateType(stats) {
+  let pairId = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId;
+  });
+  if (pairId === null) {
+    // Browsers without transport stats: the nominated, succeeded pair.
+    stats.forEach((s) => {
+      if (pairId === null && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pairId = s.id;
+    });
+  }
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId);
+  return local ? local.candidateType || null : null;
 }
 
 function safeSend(dc, data) {

@@ -15,7 +15,7 @@
 //   down({code, attempt, delayMs, resuming})  the link dropped; retrying in delayMs
 //   replaced()                       another connection resumed this client (4000)
 
-import { backoffDelay, webSocketTransport } from './transport.js';
+import { autoTransport, backoffDelay } from './transport.js';
 
 const GOODBYE_BY_SERVER = new Set([1000, 1001]); // the server forgot us: no resume
 const RESTART = 1012;
@@ -32,7 +32,7 @@ export class MatchmakerLink {
     this.url = url;
     this.opts = opts;
     this.handlers = handlers;
-    this.transportFactory = opts.transport || webSocketTransport;
+    this.transportFactory = opts.transport || autoTransport;
     this.transport = null;
     this.settled = false; // ready (and resume, if any) answered: send() works
     this.clientId = null;

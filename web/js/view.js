@@ -40,6 +40,9 @@ const HINTS = {
 };
 
 /** Status line text for a client state and the reason it was entered. */
+/** Added to the status line once the page talks to the servers over long polling. */
+export const LONG_POLLING_TEXT = ' (This network blocks WebSockets: using a slower fallback connection.)';
+
 /** The notice shown while the stranger's connection is away. */
 export const UNSTABLE_TEXT = 'The stranger’s connection is unstable. Waiting for them to come back…';
 
@@ -106,6 +109,8 @@ export function createView(doc = document) {
 
   return {
     el,
+    /** Set once the page talks to the servers over long polling (the status line says so). */
+    longPolling: false,
 
     /** `chatting`: a chat is still open (it stays usable while reconnecting). */
     renderState(next, reason, chatting = false) {
@@ -113,7 +118,8 @@ export function createView(doc = document) {
       el.app.dataset.state = next;
       el.status.dataset.state = next;
       el.status.dataset.reason = reason || '';
-      el.status.textContent = statusText(next, reason);
+      el.status.dataset.transport = this.longPolling ? 'long-polling' : 'websocket';
+      el.status.textContent = statusText(next, reason) + (this.longPolling ? LONG_POLLING_TEXT : '');
 
       const hadFocus = doc.activeElement;
       const idle = next === 'idle';

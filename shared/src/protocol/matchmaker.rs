@@ -39,6 +39,8 @@ pub enum ClientMessage {
         /// What the reporter adds, at most [`MAX_REPORT_NOTE_CHARS`] characters.
         note: Option<String>,
     },
+    /// How the WebRTC connection of a match went (`None`: a `roomId` that names no room).
+    ConnectionReport(Option<super::report::ConnectionReport>),
 }
 
 /// Longest `note` of a `report`, in characters.
@@ -60,6 +62,7 @@ impl ClientMessage {
             "resume" => ClientMessage::Resume { token: env.string("token")? },
             "block" => ClientMessage::Block,
             "report" => decode_report(&env)?,
+            "connection-report" => ClientMessage::ConnectionReport(super::report::ConnectionReport::decode(&env)?),
             other => return Err(unknown_type(other)),
         })
     }

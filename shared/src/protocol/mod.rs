@@ -6,6 +6,7 @@
 //! SDP or ICE candidates, it only checks their JSON type.
 
 pub mod matchmaker;
+pub mod report;
 pub mod signaler;
 
 use std::borrow::Cow;

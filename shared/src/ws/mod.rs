@@ -9,14 +9,16 @@
 //! it without a bound. [`Sockets`] knows every open socket, so that shutdown can close them all.
 //!
 //! Layout: [`line`] (the socket and its queue under one lock, and the invariants that keep the
-//! order), [`outbox`] (posting, and the driver's end), [`sockets`] (the open ones), and the
-//! driver here.
+//! order), [`outbox`] (posting, and the driver's end), [`sockets`] (the open ones), [`poll`]
+//! (the long-polling carriage: a second kind of socket under the same driver), and the driver
+//! here.
 //!
 //! The driver also applies the socket's message rate (see [`crate::limits`]): a frame beyond it
 //! is dropped with `rate-limited`, and a socket that keeps at it is closed with 1008.
 
 mod line;
 pub mod outbox;
+pub mod poll;
 pub mod sockets;
 
 use std::future::Future;
@@ -73,6 +75,9 @@ pub struct SocketLimits {
     pub outbox_max_bytes: usize,
     /// How many frames the client may send.
     pub rate: MessageRate,
+    /// `POLL_HOLD_SECS`: how long a long-polling GET waits for events; a session with no GET
+    /// for twice as long has dropped.
+    pub poll_hold: Duration,
 }
 
 impl SocketLimits {
@@ -84,6 +89,7 @@ impl SocketLimits {
             outbox_capacity: common.outbox_capacity,
             outbox_max_bytes: limits.outbox_max_bytes,
             rate: limits.message_rate(),
+            poll_hold: common.poll_hold,
         }
     }
 
@@ -235,13 +241,19 @@ impl Rate {
 /// The socket's task lives as long as the socket, so its size is memory per connection: the
 /// stream is made here rather than passed in (a moved-in argument takes its room twice), and
 /// the rare steps (closing, pings, errors) are boxed so their futures take no room meanwhile.
-pub async fn drive<S, T>(io: T, open: Open, mut session: S, limits: SocketLimits)
+pub async fn drive<S, T>(io: T, open: Open, session: S, limits: SocketLimits)
 where
     S: Session,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(limits.websocket_config())).await;
     open.attach(Box::new(ws));
+    run(open, session, limits).await;
+}
+
+/// Runs a socket whose carriage is attached to `open` (a WebSocket, or a long-polling session)
+/// until it ends, lets the session clean up, and closes the carriage.
+pub(crate) async fn run<S: Session>(open: Open, mut session: S, limits: SocketLimits) {
     let outbox = open.outbox();
     let mut keepalive = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
     keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);

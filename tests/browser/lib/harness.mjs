@@ -171,6 +171,35 @@ export async function waitForStats(baseUrl, predicate, timeout = WAIT_MS) {
   }
 }
 
+/** A sample's value in the text of `GET /metrics`, or null. */
+export function metricValue(text, sample) {
+  const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+  return line ? Number(line.slice(sample.length + 1)) : null;
+}
+
+/** Poll `GET /metrics` of `baseUrl` until `sample`'s value satisfies `predicate`; returns it. */
+export async function waitForMetric(baseUrl, sample, predicate, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = metricValue(await (await fetch(`${baseUrl}/metrics`)).text(), sample);
+    if (value !== null && predicate(value)) return value;
+    if (Date.now() > deadline) throw new Error(`${sample} never met the condition in ${timeout} ms; last ${value}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/**
+ * Whether a console entry is a connection the page tried while `host:ports` was down: a
+ * WebSocket to `/ws`, or its long-polling fallback to `/lp` (both logged by the browser itself).
+ */
+export function isRefusedConnection(entry, host, ports) {
+  if (entry.kind !== 'console') return false;
+  const at = `${host.replaceAll('.', '\\.')}:(${ports.join('|')})`;
+  if (new RegExp(`^WebSocket connection to 'ws://${at}/ws' failed`).test(entry.text)) return true;
+  const url = entry.location?.url || '';
+  return /^Failed to load resource: net::ERR_[A-Z_]+$/.test(entry.text) && new RegExp(`^http://${at}/lp`).test(url);
+}
+
 export function formatErrors(entries) {
   return entries.map((e) => `[${e.label}] ${e.kind}: ${e.text}${e.location && e.location.url ? ` (${e.location.url}:${e.location.lineNumber})` : ''}`).join('\n');
 }

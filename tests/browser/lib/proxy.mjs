@@ -109,3 +109,41 @@ export function mirrorPorts(host, ports, toHost = '127.0.0.1') {
     ports.map((port) => ({ listenPort: port, target: () => ({ host: toHost, port }) })),
   );
 }
+
+/**
+ * Like a network that blocks WebSockets: proxy `host:port` -> `toHost:port` for each port, but
+ * answer every WebSocket upgrade with HTTP 403. Plain HTTP requests go through.
+ */
+export async function refuseWebSockets(host, ports, toHost = '127.0.0.1') {
+  const servers = [];
+  let refused = 0;
+  for (const port of ports) {
+    const server = net.createServer((client) => {
+      client.on('error', () => {});
+      client.once('data', (first) => {
+        // A browser opens each WebSocket on a connection of its own: its first request tells.
+        if (/\r\nupgrade:\s*websocket/i.test(first.toString('latin1'))) {
+          refused += 1;
+          client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        const upstream = net.connect(port, toHost);
+        upstream.on('error', () => client.destroy());
+        upstream.on('close', () => client.destroy());
+        client.on('close', () => upstream.destroy());
+        upstream.write(first);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+    });
+    await new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, resolve);
+    });
+    servers.push(server);
+  }
+  return {
+    refused: () => refused,
+    close: () => Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve)))),
+  };
+}

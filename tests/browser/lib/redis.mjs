@@ -20,13 +20,8 @@ export function freePort() {
   });
 }
 
-/** A redis-server of the test's own; resolves once it accepts connections. */
-export async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'strangers-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
-    stdio: 'ignore',
-  });
+/** Resolves once 127.0.0.1:`port` accepts TCP connections; `failed()` (or WAIT_MS) gives up, naming `what`. */
+export async function waitForTcp(port, what, failed = () => '') {
   const deadline = Date.now() + WAIT_MS;
   for (;;) {
     const up = await new Promise((resolve) => {
@@ -36,10 +31,21 @@ export async function startRedis() {
       });
       socket.once('error', () => resolve(false));
     });
-    if (up) break;
-    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    if (up) return;
+    const why = failed();
+    if (why || Date.now() > deadline) throw new Error(`${what} did not start\n${why}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** A redis-server of the test's own; resolves once it accepts connections. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'strangers-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir], {
+    stdio: 'ignore',
+  });
+  await waitForTcp(port, 'redis-server');
   return {
     url: `redis://127.0.0.1:${port}`,
     stop() {
