@@ -230,6 +230,33 @@ async fn one_press_over_next_burst_is_rate_limited_and_the_socket_stays_usable()
 }
 
 #[tokio::test]
+async fn rate_limited_says_when_to_try_again() {
+    // Messages: 1 per second after the burst; presses: 1 per minute after theirs.
+    let stack = stack(limits(|l| {
+        l.message_burst = 5;
+        l.messages_per_sec = 1;
+        l.next_burst = 1;
+        l.next_per_minute = 1;
+    }))
+    .await;
+    let (mut client, _) = Client::matchmaker(&stack).await;
+    client.send(json!({"type":"next"})).await;
+    client.recv_type("queued").await;
+    client.send(json!({"type":"next"})).await;
+    let refused = client.recv_error("rate-limited").await;
+    let wait = refused["retryAfterMs"].as_u64().unwrap_or_else(|| panic!("{refused}"));
+    assert!((50_000..=60_000).contains(&wait), "a press comes back within a minute: {refused}");
+    for _ in 0..3 {
+        client.send(json!({"type":"ping"})).await;
+        client.recv_type("pong").await;
+    }
+    client.send(json!({"type":"ping"})).await;
+    let refused = client.recv_error("rate-limited").await;
+    let wait = refused["retryAfterMs"].as_u64().unwrap_or_else(|| panic!("{refused}"));
+    assert!((1..=1_000).contains(&wait), "a message comes back within a second: {refused}");
+}
+
+#[tokio::test]
 async fn available_counts_as_a_press() {
     // Otherwise `leave` + `available` would churn partners as fast as `next`.
     let stack = stack(three_presses()).await;

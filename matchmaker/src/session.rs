@@ -83,10 +83,13 @@ impl ClientSession {
     /// else `rate-limited`.
     async fn ask_to_pair(&mut self, wish: Wish, input: Input) {
         if !self.presses.take(Instant::now()) {
-            return self.outbox.reject(&Rejected::new(
-                ErrorCode::RateLimited,
-                format!("over {} next/available per minute; wait a moment and press again", self.next_per_minute),
-            ));
+            return self.outbox.reject(
+                &Rejected::new(
+                    ErrorCode::RateLimited,
+                    format!("over {} next/available per minute; wait a moment and press again", self.next_per_minute),
+                )
+                .retry_after_ms(self.presses.wait_ms()),
+            );
         }
         if self.auth.is_required() && self.user_id.is_none() {
             return self.outbox.reject(&Rejected::new(ErrorCode::Unauthorized, "send auth with a valid token first"));

@@ -90,12 +90,20 @@ pub struct Rejected {
     pub message: String,
     /// For `banned`: how many seconds the ban has left.
     pub retry_after_secs: Option<u64>,
+    /// For `rate-limited`: how long until a request would be taken again, in milliseconds.
+    pub retry_after_ms: Option<u64>,
 }
 
 impl Rejected {
     /// A rejection with the given code and explanation.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Rejected { code, message: message.into(), retry_after_secs: None }
+        Rejected { code, message: message.into(), retry_after_secs: None, retry_after_ms: None }
+    }
+
+    /// The same, saying when to try again (`rate-limited`).
+    #[must_use]
+    pub fn retry_after_ms(self, ms: u64) -> Self {
+        Rejected { retry_after_ms: Some(ms), ..self }
     }
 
     /// `banned`, for `secs` more seconds.

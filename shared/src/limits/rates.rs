@@ -53,6 +53,15 @@ impl TokenBucket {
             false
         }
     }
+
+    /// Milliseconds from the last event until the next one would be admitted (0: now).
+    pub fn wait_ms(&self) -> u64 {
+        if self.tokens >= 1.0 || self.per_sec <= 0.0 {
+            return 0;
+        }
+        // Whole milliseconds, rounded up; at most a day (a rate this slow is a setting's bound).
+        (((1.0 - self.tokens) / self.per_sec) * 1_000.0).ceil().min(86_400_000.0) as u64
+    }
 }
 
 /// Counts dropped messages in a fixed window that opens at the first drop; tells when a
@@ -105,6 +114,18 @@ mod tests {
         let much_later = later + Duration::from_secs(60);
         assert!((0..3).all(|_| bucket.take(much_later)));
         assert!(!bucket.take(much_later));
+    }
+
+    #[test]
+    fn an_empty_bucket_says_how_long_until_its_next_token() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(1, 4.0, start);
+        assert_eq!(bucket.wait_ms(), 0, "a token is there");
+        assert!(bucket.take(start));
+        assert_eq!(bucket.wait_ms(), 250);
+        assert!(!bucket.take(start + Duration::from_millis(100)));
+        assert_eq!(bucket.wait_ms(), 150);
+        assert!(bucket.take(start + Duration::from_millis(250)));
     }
 
     #[test]

@@ -179,6 +179,9 @@ pub enum CommonMessage<'a> {
         /// For `banned`: seconds left.
         #[serde(rename = "retryAfterSecs", skip_serializing_if = "Option::is_none")]
         retry_after_secs: Option<u64>,
+        /// For `rate-limited`: milliseconds until a request is taken again.
+        #[serde(rename = "retryAfterMs", skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Answer to `{"type":"ping"}`.
     Pong,
@@ -190,6 +193,7 @@ impl<'a> From<&'a Rejected> for CommonMessage<'a> {
             code: rejected.code,
             message: &rejected.message,
             retry_after_secs: rejected.retry_after_secs,
+            retry_after_ms: rejected.retry_after_ms,
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn error_reply(rejected: &Rejected) -> String {
         code: rejected.code,
         message: &message,
         retry_after_secs: rejected.retry_after_secs,
+        retry_after_ms: rejected.retry_after_ms,
     })
 }
 
@@ -317,14 +318,14 @@ pub(crate) async fn run<S: Session>(open: Open, mut session: S, limits: SocketLi
                     Verdict::Admit => {}
                     Verdict::Drop => {
                         if is_data {
-                            refuse(&session, outbox, &rate_limited(limits.rate));
+                            refuse(&session, outbox, &rate_limited(limits.rate, rate.bucket.wait_ms()));
                         }
                         continue;
                     }
                     Verdict::Close => {
                         tracing::info!(conn = %outbox.id(), "message rate exceeded again and again; closing the socket");
                         if is_data {
-                            refuse(&session, outbox, &rate_limited(limits.rate));
+                            refuse(&session, outbox, &rate_limited(limits.rate, rate.bucket.wait_ms()));
                         }
                         let _ = Box::pin(flush_queued(&open)).await;
                         break End::Close(CLOSE_POLICY, "too many messages".to_owned());
@@ -380,7 +381,7 @@ fn refuse<S: Session>(session: &S, outbox: &Outbox, rejected: &Rejected) {
 }
 
 /// The answer to a frame over the rate.
-fn rate_limited(rate: MessageRate) -> Rejected {
+fn rate_limited(rate: MessageRate, wait_ms: u64) -> Rejected {
     Rejected::new(
         ErrorCode::RateLimited,
         format!(
@@ -388,6 +389,7 @@ fn rate_limited(rate: MessageRate) -> Rejected {
             rate.per_sec, rate.burst
         ),
     )
+    .retry_after_ms(wait_ms)
 }
 
 /// Writes everything still queued, within the close timeout.
