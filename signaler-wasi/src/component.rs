@@ -32,7 +32,7 @@ fn now_ms() -> rules::Millis {
 /// `POLL_HOLD_SECS` from the environment the host passes (`--env`), else the default.
 fn hold() -> Duration {
     let secs =
-        std::env::var("POLL_HOLD_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| (1..=300).contains(s));
+        std::env::var("POLL_HOLD_SECS").ok().and_then(|v| v.parse::<u64>().ok()).filter(|s| (1..=120).contains(s));
     Duration::from_secs(secs.unwrap_or(api::DEFAULT_POLL_HOLD_SECS))
 }
 
