@@ -78,7 +78,23 @@ export function startServer({ env = {}, port = 0 } = {}) {
  * Launch headless Chromium with every flag from shared/notes/browser-tests.md.
  * `hosts`: more host names or addresses the pages use (each needs its resolver EXCLUDE).
  */
-export function launchBrowser({ hosts = [] } = {}) {
+export async function launchBrowser({ hosts = [] } = {}) {
+  // Chromium on this kind of machine now and then dies with SIGSEGV while starting, before any
+  // page exists: that is the browser's start-up, not the product, so it gets two more tries.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startChromium(hosts);
+    } catch (err) {
+      if (attempt >= LAUNCH_ATTEMPTS) throw err;
+      console.error(`# Chromium did not start (try ${attempt} of ${LAUNCH_ATTEMPTS}): ${String(err).split('\n')[0]}`);
+    }
+  }
+}
+
+/** How many times a Chromium that crashes while starting is started again. */
+const LAUNCH_ATTEMPTS = 3;
+
+function startChromium(hosts) {
   const excluded = ['localhost', '127.0.0.1', ...hosts].map((h) => `EXCLUDE ${h}`).join(' , ');
   return chromium.launch({
     executablePath: CHROMIUM,
